@@ -55,7 +55,9 @@ class Scene:
     def _validate(self) -> None:
         rgb = self.rgb
         if not isinstance(rgb, Tensor) or not rgb.is_floating_point():
-            raise ValueError(f"rgb must be a floating-point tensor (T, 3, H, W), got {_describe(rgb)}")
+            raise ValueError(
+                f"rgb must be a floating-point tensor (T, 3, H, W), got {_describe(rgb)}"
+            )
         if rgb.dim() != 4 or rgb.shape[1] != 3:
             raise ValueError(f"rgb has shape {tuple(rgb.shape)} (expected (T, 3, H, W))")
         if min(rgb.shape) == 0:
@@ -126,8 +128,12 @@ class Scene:
     @property
     def modalities(self) -> tuple[str, ...]:
         """Names of the modalities this clip provides, in ``MODALITIES`` order."""
-        present = {"rgb": True, "depth": self.depth is not None,
-                   "cameras": self.cameras is not None, "text": self.text is not None}
+        present = {
+            "rgb": True,
+            "depth": self.depth is not None,
+            "cameras": self.cameras is not None,
+            "text": self.text is not None,
+        }
         return tuple(name for name in MODALITIES if present[name])
 
     def has(self, modality: str) -> bool:
@@ -171,8 +177,12 @@ class Scene:
         if self.cameras is not None:
             tensors["K"], tensors["c2w"] = self.cameras.K, self.cameras.c2w
         tensors = {k: v.detach().cpu().contiguous() for k, v in tensors.items()}
-        info = {"format": _FORMAT, "version": _FORMAT_VERSION, "fps": float(self.fps),
-                "text": self.text}
+        info = {
+            "format": _FORMAT,
+            "version": _FORMAT_VERSION,
+            "fps": float(self.fps),
+            "text": self.text,
+        }
         path.parent.mkdir(parents=True, exist_ok=True)
         # Write beside the target and rename: a crash never leaves a half-written scene.
         fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
@@ -198,7 +208,9 @@ class Scene:
         except (SafetensorError, OSError, ValueError) as error:
             raise ValueError(f"{path} is not a readable safetensors file: {error}") from None
         if "any4d" not in metadata:
-            raise ValueError(f"{path} has no any4d scene metadata (expected a file from Scene.save)")
+            raise ValueError(
+                f"{path} has no any4d scene metadata (expected a file from Scene.save)"
+            )
         info = json.loads(metadata["any4d"])
         if info.get("format") != _FORMAT or info.get("version") != _FORMAT_VERSION:
             raise ValueError(
@@ -208,13 +220,20 @@ class Scene:
         if "rgb" not in tensors or ("K" in tensors) != ("c2w" in tensors):
             raise ValueError(f"{path} lacks rgb or has only one of K / c2w")
         cameras = Cameras(tensors["K"], tensors["c2w"]) if "K" in tensors else None
-        return cls(rgb=tensors["rgb"], depth=tensors.get("depth"), cameras=cameras,
-                   text=info["text"], fps=info["fps"])
+        return cls(
+            rgb=tensors["rgb"],
+            depth=tensors.get("depth"),
+            cameras=cameras,
+            text=info["text"],
+            fps=info["fps"],
+        )
 
     def __repr__(self) -> str:
         t, _, h, w = self.rgb.shape
-        return (f"Scene(frames={t}, size={h}x{w}, modalities={self.modalities}, "
-                f"fps={self.fps:g}, dtype={self.rgb.dtype})")
+        return (
+            f"Scene(frames={t}, size={h}x{w}, modalities={self.modalities}, "
+            f"fps={self.fps:g}, dtype={self.rgb.dtype})"
+        )
 
 
 def _describe(value) -> str:

@@ -4,14 +4,35 @@ Imports nothing else of any4d.
 """
 
 from any4d.geometry.cameras import Cameras, check_rotations, look_at, rigid_inverse
+from any4d.geometry.normalize import (
+    ClipFrame,
+    clip_scale,
+    decode_depth,
+    denormalize_rays,
+    encode_depth,
+    normalize_rays,
+)
 from any4d.geometry.rays import pixel_grid, plucker_rays, ray_directions
+from any4d.geometry.rays_to_cameras import rays_to_cameras
+from any4d.geometry.reproject import photometric_error, project, unproject, warp
 
 __all__ = [
     "Cameras",
+    "ClipFrame",
     "check_rotations",
+    "clip_scale",
+    "decode_depth",
+    "denormalize_rays",
+    "encode_depth",
     "look_at",
+    "normalize_rays",
+    "photometric_error",
     "pixel_grid",
     "plucker_rays",
+    "project",
     "ray_directions",
+    "rays_to_cameras",
     "rigid_inverse",
+    "unproject",
+    "warp",
 ]

@@ -15,9 +15,15 @@ from torch import Tensor
 
 
 def _tolerance(dtype: torch.dtype) -> float:
-    """Tolerance for "is a rotation" checks: loose enough for float32 round-off after chains of
-    products, tight enough to catch a scaled or sheared matrix."""
-    return 1e-3 if dtype in (torch.float16, torch.bfloat16, torch.float32) else 1e-8
+    """Tolerance of the "is a rotation / is a pinhole K" checks for a dtype.
+
+    Loose enough for round-off after chains of products and for data cast up from a lower
+    precision (a float32 pose cast to float64 is orthonormal to ~1e-7 only), tight enough to
+    catch a scaled, sheared or mirrored matrix.
+    """
+    if dtype in (torch.float16, torch.bfloat16):
+        return 5e-2
+    return 1e-3 if dtype == torch.float32 else 1e-6
 
 
 def rigid_inverse(transform: Tensor) -> Tensor:
@@ -135,7 +141,9 @@ class Cameras:
                 f"K has a focal length ≤ 0 (min {float(focal.min()):g}); expected fx, fy > 0 — "
                 "a singular or mirrored intrinsic matrix"
             )
-        row = c2w[..., 3, :] - torch.tensor([0.0, 0.0, 0.0, 1.0], dtype=c2w.dtype, device=c2w.device)
+        row = c2w[..., 3, :] - torch.tensor(
+            [0.0, 0.0, 0.0, 1.0], dtype=c2w.dtype, device=c2w.device
+        )
         if (row.abs() > tol).any():
             raise ValueError("c2w bottom row is not [0, 0, 0, 1] (expected a rigid transform)")
         check_rotations(c2w[..., :3, :3], "c2w rotation")
@@ -161,7 +169,7 @@ class Cameras:
         return self.shape[0]
 
     def __getitem__(self, index) -> Cameras:
-        """Index the batch dimensions like a tensor: ``cams[0]``, ``cams[:, ::2]``, ``cams[mask]``."""
+        """Index the batch dimensions like a tensor: ``cams[0]``, ``cams[:, ::2]``, ``cams[m]``."""
         if not isinstance(index, tuple):
             index = (index,)
         if any(i is Ellipsis for i in index):
@@ -172,7 +180,9 @@ class Cameras:
             )
         return Cameras.unchecked(self.K[index], self.c2w[index])
 
-    def to(self, device: torch.device | str | None = None, dtype: torch.dtype | None = None) -> Cameras:
+    def to(
+        self, device: torch.device | str | None = None, dtype: torch.dtype | None = None
+    ) -> Cameras:
         """Move to a device and/or cast to a floating dtype."""
         if dtype is not None and not dtype.is_floating_point:
             raise ValueError(f"dtype must be a floating type, got {dtype}")
@@ -270,7 +280,7 @@ class Cameras:
         c2w[..., :3, 3] = c2w[..., :3, 3] * scale[..., None]
         return Cameras.unchecked(self.K, c2w)
 
-    # ------------------------------------------------------------------ transforms of the image grid
+    # ------------------------------------------------------------- transforms of the image grid
 
     def resized(self, scale_x: float | Tensor, scale_y: float | Tensor | None = None) -> Cameras:
         """Intrinsics for the image resized by ``(scale_x, scale_y)`` (new size / old size).
@@ -336,7 +346,9 @@ def look_at(eye: Tensor, target: Tensor, up: Tensor | None = None) -> Tensor:
     x = torch.linalg.cross(z, up)
     x_norm = x.norm(dim=-1, keepdim=True)
     if (x_norm < 1e-9).any():
-        raise ValueError("look_at: viewing direction is parallel to up (expected them not parallel)")
+        raise ValueError(
+            "look_at: viewing direction is parallel to up (expected them not parallel)"
+        )
     x = x / x_norm
     y = torch.linalg.cross(z, x)
     c2w = torch.zeros(*eye.shape[:-1], 4, 4, dtype=eye.dtype, device=eye.device)

@@ -1,0 +1,119 @@
+import pytest
+import torch
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from any4d.geometry import (
+    Cameras,
+    ClipFrame,
+    clip_scale,
+    decode_depth,
+    denormalize_rays,
+    encode_depth,
+    normalize_rays,
+    plucker_rays,
+)
+from tests.cameras_factory import random_cameras, random_rotations
+
+
+@settings(max_examples=50, deadline=None)
+@given(
+    depth=st.floats(0.0, 1e4, allow_subnormal=False),
+    scale=st.floats(1e-3, 1e3, allow_subnormal=False),
+)
+def test_depth_encoding_round_trips(depth, scale):
+    d = torch.tensor(depth, dtype=torch.float64)
+    encoded = encode_depth(d, scale)
+    assert -1.0 < encoded <= 1.0
+    torch.testing.assert_close(decode_depth(encoded, scale), d, rtol=1e-7, atol=1e-12)
+
+
+def test_depth_encoding_anchors_and_order():
+    s = 2.0
+    depth = torch.tensor([0.0, 1.0, 2.0, 4.0, 1e9], dtype=torch.float64)
+    encoded = encode_depth(depth, s)
+    torch.testing.assert_close(encoded[[0, 2]], torch.tensor([1.0, 0.0], dtype=torch.float64))
+    assert (encoded.diff() < 0).all() and encoded[-1] > -1.0  # near → +1, far → −1
+    # Out-of-range predictions decode to finite, non-negative depth.
+    decoded = decode_depth(torch.tensor([-1.5, -1.0, 1.2]), s)
+    assert torch.isfinite(decoded).all() and (decoded >= 0).all()
+
+
+def test_clip_scale_is_the_median_of_valid_depth():
+    depth = torch.zeros(2, 3, 1, 4, 4)
+    depth[0, :, :, :2] = torch.arange(1, 25, dtype=torch.float32).reshape(3, 1, 2, 4)
+    depth[1] = 5.0
+    scale = clip_scale(depth)
+    assert scale.shape == (2,)
+    torch.testing.assert_close(scale, torch.tensor([12.0, 5.0]))  # lower middle of 1..24
+
+
+def test_clip_scale_without_depth_uses_the_trajectory_extent():
+    cams = random_cameras((5,), seed=0)
+    expected = (cams.centers - cams.centers[0]).norm(dim=-1).max()
+    torch.testing.assert_close(clip_scale(cameras=cams), expected)
+    # invalid-only depth falls back to the same rule
+    torch.testing.assert_close(
+        clip_scale(torch.zeros(5, 1, 2, 2, dtype=torch.float64), cams), expected
+    )
+
+
+def test_clip_scale_of_a_static_camera_without_depth_is_one():
+    cams = random_cameras((1,), seed=1)
+    static = Cameras(cams.K.expand(4, 3, 3), cams.c2w.expand(4, 4, 4))
+    assert clip_scale(cameras=static).item() == 1.0
+    with pytest.raises(ValueError, match="neither"):
+        clip_scale()
+
+
+@settings(max_examples=25, deadline=None)
+@given(seed=st.integers(0, 2**31 - 1), with_depth=st.booleans())
+def test_clip_frame_normalize_round_trips(seed, with_depth):
+    cams = random_cameras((2, 4), seed=seed)
+    g = torch.Generator().manual_seed(seed)
+    depth = 0.5 + 10 * torch.rand(2, 4, 1, 3, 5, generator=g, dtype=torch.float64)
+    frame = ClipFrame.fit(cams, depth if with_depth else None)
+    normalized = frame.normalize_cameras(cams)
+    torch.testing.assert_close(
+        normalized.c2w[:, 0], torch.eye(4, dtype=torch.float64).expand(2, 4, 4)
+    )
+    torch.testing.assert_close(frame.denormalize_cameras(normalized).c2w, cams.c2w)
+    torch.testing.assert_close(frame.decode_depth(frame.encode_depth(depth)), depth)
+    rays = plucker_rays(cams.relative_to_first(), 3, 5)
+    torch.testing.assert_close(frame.denormalize_rays(frame.normalize_rays(rays)), rays)
+    if not with_depth:  # trajectory rule: centres in the unit ball, moments ≤ 1
+        assert normalized.centers.norm(dim=-1).max() <= 1 + 1e-9
+
+
+def test_normalized_rays_are_the_rays_of_the_normalized_cameras():
+    cams = random_cameras((6,), seed=2)
+    depth = torch.full((6, 1, 4, 4), 3.0, dtype=torch.float64)
+    frame = ClipFrame.fit(cams, depth)
+    from_cameras = plucker_rays(frame.normalize_cameras(cams), 4, 4)
+    from_metric = frame.normalize_rays(plucker_rays(cams.relative_to_first(), 4, 4))
+    torch.testing.assert_close(from_cameras, from_metric)
+    torch.testing.assert_close(
+        normalize_rays(denormalize_rays(from_cameras, 3.0), 3.0), from_cameras
+    )
+
+
+def test_normalized_clip_is_invariant_to_a_similarity_of_the_world():
+    cams = random_cameras((5,), seed=3)
+    depth = 1 + torch.rand(
+        5, 1, 3, 3, generator=torch.Generator().manual_seed(0), dtype=torch.float64
+    )
+    similarity_scale = 7.0
+    world = torch.eye(4, dtype=torch.float64)
+    world[:3, :3] = random_rotations((), torch.Generator().manual_seed(1))
+    world[:3, 3] = torch.tensor([1.0, -4.0, 2.0], dtype=torch.float64)
+    moved = cams.transform_world(world).scaled(similarity_scale)
+    a = ClipFrame.fit(cams, depth)
+    b = ClipFrame.fit(moved, depth * similarity_scale)
+    torch.testing.assert_close(b.normalize_cameras(moved).c2w, a.normalize_cameras(cams).c2w)
+    torch.testing.assert_close(b.encode_depth(depth * similarity_scale), a.encode_depth(depth))
+
+
+def test_clip_frame_rejects_mismatched_depth():
+    cams = random_cameras((5,), seed=4)
+    with pytest.raises(ValueError, match="same"):
+        ClipFrame.fit(cams, torch.ones(4, 1, 2, 2, dtype=torch.float64))
