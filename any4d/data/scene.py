@@ -28,7 +28,7 @@ _FORMAT_VERSION = 1
 _RGB_SLACK = 1e-3
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)
 class Scene:
     """A clip: what was observed of one 4D scene.
 

@@ -57,7 +57,8 @@ def check_rotations(rotation: Tensor, name: str) -> None:
         )
 
 
-@dataclass(frozen=True)
+# eq=False: fields are tensors, so a generated == would compare element-wise and fail.
+@dataclass(frozen=True, eq=False)
 class Cameras:
     """A batch of pinhole cameras.
 

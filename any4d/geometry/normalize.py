@@ -94,7 +94,7 @@ def clip_scale(depth: Tensor | None = None, cameras: Cameras | None = None) -> T
     return torch.where(torch.isnan(median), fallback, median)
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)
 class ClipFrame:
     """The normalised frame of a clip: its first camera's pose and its scale.
 

@@ -12,6 +12,7 @@ import torch
 from torch import Tensor
 
 from any4d.geometry.cameras import Cameras
+from any4d.geometry.vectors import cross, norm
 
 
 def pixel_grid(
@@ -41,7 +42,7 @@ def ray_directions(cameras: Cameras, height: int, width: int, normalize: bool = 
     pixel_to_world = cameras.R @ cameras.K_inv  # (..., 3, 3)
     directions = torch.einsum("...ij,jhw->...ihw", pixel_to_world, pixels)
     if normalize:
-        directions = directions / directions.norm(dim=-3, keepdim=True)
+        directions = directions / norm(directions, dim=-3, keepdim=True)
     return directions
 
 
@@ -52,6 +53,5 @@ def plucker_rays(cameras: Cameras, height: int, width: int) -> Tensor:
     m = o × d (o: camera centre).
     """
     directions = ray_directions(cameras, height, width)
-    origins = cameras.centers[..., :, None, None].expand_as(directions)
-    moments = torch.linalg.cross(origins, directions, dim=-3)
+    moments = cross(cameras.centers[..., :, None, None], directions, dim=-3)
     return torch.cat([directions, moments], dim=-3)

@@ -21,6 +21,7 @@ from torch import Tensor
 
 from any4d.geometry.cameras import Cameras
 from any4d.geometry.rays import pixel_grid
+from any4d.geometry.vectors import cross, norm
 
 # Relative eigenvalue below which a least-squares system counts as singular.
 _SINGULAR = 1e-10
@@ -48,10 +49,10 @@ def rays_to_cameras(rays: Tensor, weights: Tensor | None = None) -> Cameras:
     batch = rays.shape[:-3]
     x = rays.double().flatten(-2)  # (..., 6, N)
     d, m = x[..., :3, :], x[..., 3:, :]
-    norm = (d * d).sum(-2, keepdim=True).sqrt()  # (..., 1, N)
-    if (norm < 1e-8).any():
+    length = norm(d, dim=-2, keepdim=True)  # (..., 1, N)
+    if (length < 1e-8).any():
         raise ValueError("rays has zero-length directions (expected unit or non-zero d)")
-    d = d / norm
+    d = d / length
 
     if weights is None:
         w = torch.ones(*batch, height * width, dtype=x.dtype, device=x.device)
@@ -91,7 +92,7 @@ def _closest_point_to_lines(d: Tensor, m: Tensor, w: Tensor) -> Tensor:
     d: (..., 3, N) unit directions, m: (..., 3, N) moments, w: (..., N) weights summing to 1.
     Returns (..., 3).
     """
-    points = torch.linalg.cross(d, m, dim=-2)  # closest point of each line to the origin
+    points = cross(d, m, dim=-2)  # closest point of each line to the origin
     eye = torch.eye(3, dtype=d.dtype, device=d.device)
     # Σ w (I − d dᵀ) = I − Σ w d dᵀ because the weights sum to one.
     system = eye - (w[..., None, :] * d) @ d.transpose(-1, -2)
