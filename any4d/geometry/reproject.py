@@ -2,9 +2,9 @@
 
 Depth is z-depth (distance along the optical axis), so the 3D point of pixel ``x`` with depth
 ``D`` is ``c2w · (D · K⁻¹ x)``. Warping is *inverse*: every target pixel looks up the source
-image where its own 3D point lands, so only the **target** depth is needed. Occlusions in the
-source view are not detected (the looked-up colour may belong to an occluder); the error of such
-pixels is what the test-time search scores as inconsistency.
+image where its own 3D point lands, so only the **target** depth is needed. Without the source
+depth, occlusions are not detected (the looked-up colour may belong to an occluder); given it,
+pixels whose point is hidden in the source view are marked invalid.
 """
 
 from __future__ import annotations
@@ -47,16 +47,24 @@ def project(points: Tensor, cameras: Cameras) -> tuple[Tensor, Tensor]:
 
 
 def warp(
-    src_image: Tensor, tgt_depth: Tensor, src_cameras: Cameras, tgt_cameras: Cameras
+    src_image: Tensor,
+    tgt_depth: Tensor,
+    src_cameras: Cameras,
+    tgt_cameras: Cameras,
+    src_depth: Tensor | None = None,
+    occlusion_tolerance: float = 0.05,
 ) -> tuple[Tensor, Tensor]:
     """Inverse-warp a source image into the target view through the target's depth.
 
     src_image:   (..., C, Hs, Ws) the source view.
     tgt_depth:   (..., 1, H, W) target z-depth, 0 = invalid.
     src_cameras, tgt_cameras: batch shape (...), intrinsics for their own grids.
+    src_depth:   optional (..., 1, Hs, Ws) source z-depth for occlusion masking: a target pixel
+                 is invalid where the source depth found at its projection differs from the
+                 point's source z by more than ``occlusion_tolerance`` (relative).
     Returns ``(warped, valid)``: (..., C, H, W) the source colours seen from the target (bilinear,
     0 where invalid), and (..., 1, H, W) bool — valid target depth, point in front of the source
-    camera and inside the source image.
+    camera, inside the source image and (with ``src_depth``) not occluded there.
     """
     batch = src_image.shape[:-3]
     if tgt_depth.shape[:-3] != batch or tgt_depth.shape[-3] != 1:
@@ -72,6 +80,15 @@ def warp(
             )
     src_h, src_w = src_image.shape[-2:]
     height, width = tgt_depth.shape[-2:]
+    channels = src_image.shape[-3]
+    if src_depth is not None:
+        if src_depth.shape != (*batch, 1, src_h, src_w):
+            raise ValueError(
+                f"src_depth has shape {tuple(src_depth.shape)} (expected "
+                f"{(*batch, 1, src_h, src_w)}, the source image's grid)"
+            )
+        # One sampling pass for colour and depth alike.
+        src_image = torch.cat([src_image, src_depth.to(src_image.dtype)], dim=-3)
 
     points = unproject(tgt_depth, tgt_cameras)
     uv, z = project(points, src_cameras)
@@ -90,6 +107,10 @@ def warp(
         flat_image, flat_grid, mode="bilinear", padding_mode="border", align_corners=False
     )
     warped = warped.reshape(*batch, src_image.shape[-3], height, width)
+    if src_depth is not None:
+        seen_depth = warped[..., channels:, :, :]
+        valid &= (seen_depth - z).abs() <= occlusion_tolerance * z
+        warped = warped[..., :channels, :, :]
     return warped * valid, valid
 
 

@@ -89,3 +89,19 @@ def test_warp_marks_points_behind_the_source_camera_invalid():
     depth = torch.full((1, 4, 4), 4.0, dtype=torch.float64)
     _, valid = warp(torch.rand(3, 4, 4, dtype=torch.float64), depth, cams[1], cams[0])
     assert not valid.any()
+
+
+def test_warp_with_source_depth_masks_occluded_pixels():
+    cams, depth = _plane_pair(shift_px=3)
+    image = torch.rand(3, 8, 12, generator=torch.Generator().manual_seed(4), dtype=torch.float64)
+    src_depth = depth.clone()
+    src_depth[..., :, 6:9] = 1.0  # an occluder in front of the plane, seen by the source only
+    _, plain = warp(image, depth, cams[0], cams[1])
+    warped, valid = warp(image, depth, cams[0], cams[1], src_depth=src_depth)
+    # target column u looks up source column u + 3: columns 3–5 now hit the occluder.
+    expected = plain.clone()
+    expected[..., 3:6] = False
+    assert torch.equal(valid, expected)
+    torch.testing.assert_close(warped[..., :3], image[..., 3:6])
+    with pytest.raises(ValueError, match="src_depth"):
+        warp(image, depth, cams[0], cams[1], src_depth=src_depth[..., :4, :])
