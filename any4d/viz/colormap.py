@@ -10,6 +10,8 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
+from any4d.geometry.vectors import norm
+
 # Robust range: the 2nd / 98th percentiles of valid inverse depth, so a few stray pixels (a
 # sensor spike, a sky pixel at 1e4 m) do not squeeze every other pixel into one colour.
 DEFAULT_PERCENTILES = (2.0, 98.0)
@@ -166,7 +168,7 @@ def colorize_moments(rays: Tensor) -> Tensor:
     """
     _check_rays(rays)
     moments = rays[..., 3:, :, :]
-    scale = moments.norm(dim=-3).amax() if moments.numel() else moments.new_zeros(())
+    scale = norm(moments, dim=-3).amax() if moments.numel() else moments.new_zeros(())
     if scale <= 0:
         return torch.full_like(moments, 0.5)
     return ((moments / scale + 1) / 2).clamp(0, 1)
