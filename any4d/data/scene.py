@@ -16,7 +16,7 @@ from pathlib import Path
 
 import torch
 from safetensors import SafetensorError, safe_open
-from safetensors.torch import load_file, save_file
+from safetensors.torch import save_file
 from torch import Tensor
 
 from any4d.geometry.cameras import Cameras
@@ -202,16 +202,21 @@ class Scene:
         if not path.is_file():
             raise FileNotFoundError(f"scene file {path} does not exist")
         try:
-            with safe_open(str(path), framework="pt") as handle:
+            with safe_open(str(path), framework="pt", device=str(device or "cpu")) as handle:
                 metadata = handle.metadata() or {}
-            tensors = load_file(str(path), device="cpu" if device is None else str(device))
+                tensors = {key: handle.get_tensor(key) for key in handle.keys()}
         except (SafetensorError, OSError, ValueError) as error:
             raise ValueError(f"{path} is not a readable safetensors file: {error}") from None
         if "any4d" not in metadata:
             raise ValueError(
                 f"{path} has no any4d scene metadata (expected a file from Scene.save)"
             )
-        info = json.loads(metadata["any4d"])
+        try:
+            info = json.loads(metadata["any4d"])
+        except json.JSONDecodeError:
+            info = None
+        if not isinstance(info, dict):
+            raise ValueError(f"{path} has malformed any4d metadata (expected a JSON object)")
         if info.get("format") != _FORMAT or info.get("version") != _FORMAT_VERSION:
             raise ValueError(
                 f"{path} holds format {info.get('format')!r} version {info.get('version')!r} "

@@ -63,6 +63,10 @@ def test_scene_load_rejects_foreign_or_corrupt_files(tmp_path):
     save_file({"rgb": torch.zeros(1, 3, 2, 2)}, future, metadata={"any4d": json.dumps(info)})
     with pytest.raises(ValueError, match="version 99"):
         Scene.load(future)
+    garbled = tmp_path / "garbled.safetensors"
+    save_file({"rgb": torch.zeros(1, 3, 2, 2)}, garbled, metadata={"any4d": "{not json"})
+    with pytest.raises(ValueError, match="malformed any4d metadata"):
+        Scene.load(garbled)
     corrupt = tmp_path / "corrupt.safetensors"
     corrupt.write_bytes(b"\x00" * 5)
     with pytest.raises(ValueError, match="not a readable safetensors file"):

@@ -132,3 +132,14 @@ def test_rays_to_cameras_rejects_bad_weights():
         rays_to_cameras(rays, -torch.ones(6, 6))
     with pytest.raises(ValueError, match="fewer than 4 positive"):
         rays_to_cameras(rays, torch.zeros(6, 6))
+
+
+def test_rays_on_a_latent_grid_give_back_the_strided_intrinsics():
+    # The paper's shape: 240 × 320 pixels, Wan VAE stride 8 → rays on a 30 × 40 latent grid.
+    cams = random_cameras((4,), seed=8, height=240, width=320, dtype=torch.float32)
+    latent = cams.strided(8)
+    recovered = rays_to_cameras(plucker_rays(latent, 30, 40))
+    torch.testing.assert_close(recovered.K, latent.K, rtol=1e-5, atol=1e-5)
+    torch.testing.assert_close(recovered.c2w, cams.c2w, rtol=1e-5, atol=1e-5)
+    # Back on the pixel grid: stride the recovered intrinsics up again.
+    torch.testing.assert_close(recovered.resized(8.0).K, cams.K, rtol=1e-5, atol=1e-4)
