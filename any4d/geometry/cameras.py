@@ -66,8 +66,8 @@ class Cameras:
     c2w: (..., 4, 4) camera-to-world pose, OpenCV axes; bottom row ``[0, 0, 0, 1]``.
 
     Both must share the same leading shape (``Cameras.shape``), device and floating dtype.
-    Construction validates; pass ``check=False`` through ``Cameras.unchecked`` on hot paths
-    whose inputs are known to be valid (validation synchronises with the device).
+    Construction validates (which synchronises with the device); ``Cameras.unchecked`` skips
+    it on hot paths whose inputs come from exact operations on valid cameras.
     """
 
     K: Tensor
