@@ -104,3 +104,11 @@ def test_cli_import_stays_light():
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip() == "False"
+
+
+def test_cli_trajectory_choices_match_the_synthetic_world():
+    # cli.py keeps its own copy so that `any4d --help` does not import torch
+    from any4d import cli
+    from any4d.data.synthetic import TRAJECTORIES
+
+    assert tuple(cli.TRAJECTORIES) == tuple(TRAJECTORIES)

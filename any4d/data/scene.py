@@ -108,7 +108,8 @@ class Scene:
 
         if self.text is not None and not isinstance(self.text, str):
             raise ValueError(f"text must be a str or None, got {type(self.text).__name__}")
-        if not isinstance(self.fps, (int, float)) or not (0 < float(self.fps) < float("inf")):
+        fps_is_number = isinstance(self.fps, (int, float)) and not isinstance(self.fps, bool)
+        if not fps_is_number or not (0 < float(self.fps) < float("inf")):
             raise ValueError(f"fps is {self.fps!r} (expected a positive finite number)")
 
     # ------------------------------------------------------------------ properties
@@ -221,6 +222,15 @@ class Scene:
             raise ValueError(
                 f"{path} holds format {info.get('format')!r} version {info.get('version')!r} "
                 f"(expected {_FORMAT!r} version {_FORMAT_VERSION})"
+            )
+        missing = {"fps", "text"} - info.keys()
+        if missing:
+            raise ValueError(f"{path} metadata lacks {sorted(missing)} (expected fps and text)")
+        unexpected = tensors.keys() - {"rgb", "depth", "K", "c2w"}
+        if unexpected:
+            raise ValueError(
+                f"{path} holds unexpected tensors {sorted(unexpected)} "
+                "(expected rgb and optionally depth, K + c2w)"
             )
         if "rgb" not in tensors or ("K" in tensors) != ("c2w" in tensors):
             raise ValueError(f"{path} lacks rgb or has only one of K / c2w")

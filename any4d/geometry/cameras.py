@@ -40,6 +40,11 @@ def rigid_inverse(transform: Tensor) -> Tensor:
     return out
 
 
+def _first_bad(bad: Tensor) -> tuple[int, ...]:
+    """Batch index of the first ``True`` in ``bad`` (a bool tensor of the batch shape)."""
+    return tuple(int(i) for i in torch.nonzero(bad)[0]) if bad.dim() else ()
+
+
 def check_rotations(rotation: Tensor, name: str) -> None:
     """Raise if ``rotation`` (..., 3, 3) is not a proper rotation (orthonormal, det +1)."""
     tol = _tolerance(rotation.dtype)
@@ -49,7 +54,7 @@ def check_rotations(rotation: Tensor, name: str) -> None:
     det = torch.linalg.det(r)
     bad = (ortho_err > tol) | ((det - 1).abs() > tol)
     if bad.any():
-        index = tuple(int(i) for i in torch.nonzero(bad)[0]) if bad.dim() else ()
+        index = _first_bad(bad)
         raise ValueError(
             f"{name} at index {index} is not a proper rotation: |R Rᵀ − I| = "
             f"{float(ortho_err[index]):.2e}, det = {float(det[index]):.6f} "
@@ -135,7 +140,11 @@ class Cameras:
         bottom = K[..., 2, :] - torch.tensor([0.0, 0.0, 1.0], dtype=K.dtype, device=K.device)
         lower = torch.stack([K[..., 1, 0], bottom[..., 0], bottom[..., 1], bottom[..., 2]], -1)
         if (lower.abs() > tol).any():
-            raise ValueError("K is not of the form [[fx, s, cx], [0, fy, cy], [0, 0, 1]]")
+            index = _first_bad((lower.abs() > tol).any(-1))
+            raise ValueError(
+                f"K at index {index} is {K[index].tolist()} (expected the form "
+                "[[fx, s, cx], [0, fy, cy], [0, 0, 1]])"
+            )
         focal = torch.stack([K[..., 0, 0], K[..., 1, 1]], -1)
         if (focal <= 0).any():
             raise ValueError(
@@ -146,7 +155,11 @@ class Cameras:
             [0.0, 0.0, 0.0, 1.0], dtype=c2w.dtype, device=c2w.device
         )
         if (row.abs() > tol).any():
-            raise ValueError("c2w bottom row is not [0, 0, 0, 1] (expected a rigid transform)")
+            index = _first_bad((row.abs() > tol).any(-1))
+            raise ValueError(
+                f"c2w at index {index} has bottom row {c2w[index][3].tolist()} "
+                "(expected [0, 0, 0, 1], a rigid transform)"
+            )
         check_rotations(c2w[..., :3, :3], "c2w rotation")
 
     # ------------------------------------------------------------------ container protocol
@@ -198,10 +211,8 @@ class Cameras:
     @staticmethod
     def stack(cameras: Sequence[Cameras], dim: int = 0) -> Cameras:
         """Stack along a new batch dimension (``dim`` counts batch dims only)."""
-        if not cameras:
-            raise ValueError("Cameras.stack needs at least one Cameras")
-        if dim < 0:
-            dim += len(cameras[0].shape) + 1
+        ndim = _check_joinable(cameras, "stack", same_shape=True)
+        dim = _batch_dim(dim, ndim + 1, "stack")
         return Cameras.unchecked(
             torch.stack([c.K for c in cameras], dim), torch.stack([c.c2w for c in cameras], dim)
         )
@@ -209,10 +220,14 @@ class Cameras:
     @staticmethod
     def cat(cameras: Sequence[Cameras], dim: int = 0) -> Cameras:
         """Concatenate along an existing batch dimension."""
-        if not cameras:
-            raise ValueError("Cameras.cat needs at least one Cameras")
-        if dim < 0:
-            dim += len(cameras[0].shape)
+        ndim = _check_joinable(cameras, "cat", same_shape=False)
+        dim = _batch_dim(dim, ndim, "cat")
+        others = [c.shape[:dim] + c.shape[dim + 1 :] for c in cameras]
+        if any(shape != others[0] for shape in others):
+            raise ValueError(
+                f"Cameras.cat: batch shapes {[tuple(c.shape) for c in cameras]} differ outside "
+                f"dim {dim} (expected equal sizes there)"
+            )
         return Cameras.unchecked(
             torch.cat([c.K for c in cameras], dim), torch.cat([c.c2w for c in cameras], dim)
         )
@@ -246,9 +261,20 @@ class Cameras:
 
     @property
     def K_inv(self) -> Tensor:
-        """(..., 3, 3) inverse intrinsics (K is upper triangular: solved exactly, no pivoting)."""
-        eye = torch.eye(3, dtype=self.dtype, device=self.device).expand_as(self.K)
-        return torch.linalg.solve_triangular(self.K, eye, upper=True)
+        """(..., 3, 3) inverse intrinsics, in closed form (K is upper triangular).
+
+        No LAPACK call, so it works for every dtype (half precision included) and device.
+        """
+        fx, s, cx = self.K[..., 0, 0], self.K[..., 0, 1], self.K[..., 0, 2]
+        fy, cy = self.K[..., 1, 1], self.K[..., 1, 2]
+        inv = torch.zeros_like(self.K)
+        inv[..., 0, 0] = 1 / fx
+        inv[..., 0, 1] = -s / (fx * fy)
+        inv[..., 0, 2] = (s * cy - cx * fy) / (fx * fy)
+        inv[..., 1, 1] = 1 / fy
+        inv[..., 1, 2] = -cy / fy
+        inv[..., 2, 2] = 1
+        return inv
 
     # ------------------------------------------------------------------ transforms of the world
 
@@ -272,7 +298,8 @@ class Cameras:
     def scaled(self, scale: Tensor | float) -> Cameras:
         """Scale the world about its origin: camera centres multiplied by ``scale``.
 
-        scale: positive scalar or tensor broadcastable to the batch shape.
+        scale: positive scalar or tensor broadcastable to the batch shape, aligned from the right
+        as in torch — per-clip scales ``(B,)`` of cameras ``(B, T)`` are passed as ``s[:, None]``.
         """
         scale = torch.as_tensor(scale, dtype=self.dtype, device=self.device)
         if (scale <= 0).any() or not torch.isfinite(scale).all():
@@ -287,7 +314,8 @@ class Cameras:
         """Intrinsics for the image resized by ``(scale_x, scale_y)`` (new size / old size).
 
         With pixel centres at ``+0.5`` a continuous image coordinate scales exactly, so
-        ``fx, s, cx`` scale by ``scale_x`` and ``fy, cy`` by ``scale_y``.
+        ``fx, s, cx`` scale by ``scale_x`` and ``fy, cy`` by ``scale_y``. Tensor factors broadcast
+        against the batch shape aligned from the right, as in ``scaled``.
         """
         scale_y = scale_x if scale_y is None else scale_y
         sx = torch.as_tensor(scale_x, dtype=self.dtype, device=self.device)
@@ -327,6 +355,32 @@ class Cameras:
 
     def __repr__(self) -> str:
         return f"Cameras(shape={tuple(self.shape)}, dtype={self.dtype}, device={self.device})"
+
+
+def _check_joinable(cameras: Sequence[Cameras], op: str, same_shape: bool) -> int:
+    """Number of batch dims shared by ``cameras``; raise unless dtype, device (and shape) agree."""
+    if not cameras:
+        raise ValueError(f"Cameras.{op} needs at least one Cameras")
+    first = cameras[0]
+    for other in cameras[1:]:
+        if (other.dtype, other.device) != (first.dtype, first.device):
+            raise ValueError(
+                f"Cameras.{op}: {other.dtype} on {other.device} vs {first.dtype} on "
+                f"{first.device} (expected one dtype and device)"
+            )
+        if len(other.shape) != len(first.shape) or (same_shape and other.shape != first.shape):
+            raise ValueError(
+                f"Cameras.{op}: batch shapes {tuple(first.shape)} and {tuple(other.shape)} "
+                f"(expected {'the same shape' if same_shape else 'the same number of dims'})"
+            )
+    return len(first.shape)
+
+
+def _batch_dim(dim: int, ndim: int, op: str) -> int:
+    """``dim`` as a non-negative index into ``ndim`` batch dims, or a clear error."""
+    if not -ndim <= dim < ndim:
+        raise IndexError(f"Cameras.{op}: dim {dim} is outside the {ndim} batch dims")
+    return dim % ndim
 
 
 def look_at(eye: Tensor, target: Tensor, up: Tensor | None = None) -> Tensor:

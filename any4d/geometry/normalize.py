@@ -31,12 +31,25 @@ from any4d.geometry.cameras import Cameras, rigid_inverse
 STATIC_EXTENT = 1e-6
 
 
+def _check_scale(scale: Tensor | float) -> None:
+    value = torch.as_tensor(scale)
+    if not torch.isfinite(value).all() or (value <= 0).any():
+        shown = float(value) if value.numel() == 1 else f"values down to {float(value.min())}"
+        raise ValueError(f"scale must be positive and finite (the clip scale s), got {shown}")
+
+
+def _check_rays(rays: Tensor) -> None:
+    if rays.dim() < 3 or rays.shape[-3] != 6:
+        raise ValueError(f"rays has shape {tuple(rays.shape)} (expected (..., 6, H, W))")
+
+
 def encode_depth(depth: Tensor, scale: Tensor | float) -> Tensor:
     """Metric depth → ``D̃ = 2 / (1 + D / s) − 1``.
 
     depth: any shape, metres ≥ 0 (0 = invalid). scale: positive, broadcastable to ``depth``.
     Returns ``D̃`` of ``depth``'s shape, in ``(−1, 1]``.
     """
+    _check_scale(scale)
     return 2.0 / (1.0 + depth / scale) - 1.0
 
 
@@ -46,6 +59,7 @@ def decode_depth(encoded: Tensor, scale: Tensor | float) -> Tensor:
     Predicted values are clamped to ``[−1 + ε, 1]`` first (ε: the dtype's machine epsilon):
     ``D̃ ≤ −1`` would be infinitely far (or behind the camera) and ``D̃ > 1`` negative depth.
     """
+    _check_scale(scale)
     encoded = encoded.clamp(-1.0 + torch.finfo(encoded.dtype).eps, 1.0)
     return scale * (1.0 - encoded) / (1.0 + encoded)
 
@@ -55,11 +69,15 @@ def normalize_rays(rays: Tensor, scale: Tensor | float) -> Tensor:
 
     scale: positive, broadcastable to (..., 1, 1, 1).
     """
+    _check_rays(rays)
+    _check_scale(scale)
     return torch.cat([rays[..., :3, :, :], rays[..., 3:, :, :] / scale], dim=-3)
 
 
 def denormalize_rays(rays: Tensor, scale: Tensor | float) -> Tensor:
     """Inverse of ``normalize_rays``: multiply the moments by the clip scale."""
+    _check_rays(rays)
+    _check_scale(scale)
     return torch.cat([rays[..., :3, :, :], rays[..., 3:, :, :] * scale], dim=-3)
 
 
@@ -108,6 +126,14 @@ class ClipFrame:
     reference: Tensor
     scale: Tensor
 
+    def __post_init__(self) -> None:
+        if self.reference.shape[-2:] != (4, 4) or self.reference.shape[:-2] != self.scale.shape:
+            raise ValueError(
+                f"reference has shape {tuple(self.reference.shape)} and scale "
+                f"{tuple(self.scale.shape)} (expected (..., 4, 4) and (...))"
+            )
+        _check_scale(self.scale)
+
     @classmethod
     def fit(cls, cameras: Cameras, depth: Tensor | None = None) -> ClipFrame:
         """Frame of a clip: cameras (batch (..., T)), optional depth (..., T, 1, H, W)."""
@@ -119,34 +145,52 @@ class ClipFrame:
         scale = clip_scale(depth, cameras).to(cameras.dtype)
         return cls(reference=cameras.c2w[..., 0, :, :], scale=scale)
 
-    def _scale_for(self, value: Tensor, trailing: int) -> Tensor:
-        """``scale`` reshaped to broadcast against ``value`` with ``trailing`` dims after (...)."""
-        return self.scale.to(value.dtype).reshape(*self.scale.shape, *([1] * trailing))
+    def _scale_for(self, value: Tensor, name: str, form: str) -> Tensor:
+        """``scale`` shaped (..., 1, 1, 1, 1) to broadcast over ``value`` (..., T, C, H, W)."""
+        if (
+            value.dim() != self.scale.dim() + 4
+            or value.shape[: self.scale.dim()] != self.scale.shape
+        ):
+            raise ValueError(
+                f"{name} has shape {tuple(value.shape)} but the frame has {self.scale.numel()} "
+                f"clip(s) of batch shape {tuple(self.scale.shape)} (expected {form})"
+            )
+        return self.scale.to(value.dtype).reshape(*self.scale.shape, 1, 1, 1, 1)
+
+    def _per_camera(self, cameras: Cameras) -> tuple[Tensor, Tensor]:
+        """Reference (..., 1, 4, 4) and scale (..., 1) aligned with cameras (..., T)."""
+        if cameras.shape[:-1] != self.scale.shape or len(cameras.shape) != self.scale.dim() + 1:
+            raise ValueError(
+                f"cameras has batch shape {tuple(cameras.shape)} but the frame has batch shape "
+                f"{tuple(self.scale.shape)} (expected {(*self.scale.shape, 'T')})"
+            )
+        return self.reference[..., None, :, :], self.scale[..., None].to(cameras.dtype)
 
     def normalize_cameras(self, cameras: Cameras) -> Cameras:
-        """Original world → clip frame: ``c2w' = ref⁻¹ c2w`` with translation ÷ ``s``."""
-        c2w = rigid_inverse(self.reference)[..., None, :, :] @ cameras.c2w
-        c2w[..., :3, 3] = c2w[..., :3, 3] / self._scale_for(c2w, 2)
-        return Cameras.unchecked(cameras.K, c2w)
+        """Original world → clip frame: ``c2w' = ref⁻¹ c2w`` with translation ÷ ``s``.
+
+        cameras: batch shape (..., T), the frame's (...) plus time.
+        """
+        reference, scale = self._per_camera(cameras)
+        return cameras.transform_world(rigid_inverse(reference)).scaled(1 / scale)
 
     def denormalize_cameras(self, cameras: Cameras) -> Cameras:
         """Clip frame → original world (inverse of ``normalize_cameras``)."""
-        c2w = cameras.c2w.clone()
-        c2w[..., :3, 3] = c2w[..., :3, 3] * self._scale_for(c2w, 2)
-        return Cameras.unchecked(cameras.K, self.reference[..., None, :, :] @ c2w)
+        reference, scale = self._per_camera(cameras)
+        return cameras.scaled(scale).transform_world(reference)
 
     def encode_depth(self, depth: Tensor) -> Tensor:
         """Metric depth (..., T, 1, H, W) → ``D̃`` of the same shape."""
-        return encode_depth(depth, self._scale_for(depth, 4))
+        return encode_depth(depth, self._scale_for(depth, "depth", "(..., T, 1, H, W)"))
 
     def decode_depth(self, encoded: Tensor) -> Tensor:
         """``D̃`` (..., T, 1, H, W) → metric depth."""
-        return decode_depth(encoded, self._scale_for(encoded, 4))
+        return decode_depth(encoded, self._scale_for(encoded, "encoded", "(..., T, 1, H, W)"))
 
     def normalize_rays(self, rays: Tensor) -> Tensor:
         """Metric-moment rays (..., T, 6, H, W) in the clip frame → moments ÷ ``s``."""
-        return normalize_rays(rays, self._scale_for(rays, 4))
+        return normalize_rays(rays, self._scale_for(rays, "rays", "(..., T, 6, H, W)"))
 
     def denormalize_rays(self, rays: Tensor) -> Tensor:
         """Inverse of ``normalize_rays``."""
-        return denormalize_rays(rays, self._scale_for(rays, 4))
+        return denormalize_rays(rays, self._scale_for(rays, "rays", "(..., T, 6, H, W)"))

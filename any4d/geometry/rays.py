@@ -38,6 +38,8 @@ def ray_directions(cameras: Cameras, height: int, width: int, normalize: bool = 
     Returns (..., 3, height, width). With ``normalize=False`` the direction of pixel ``x`` is
     ``R K⁻¹ x``, whose camera-frame z is exactly 1 (so depth × direction is the 3D point).
     """
+    if not isinstance(cameras, Cameras):
+        raise TypeError(f"cameras must be a Cameras, got {type(cameras).__name__}")
     pixels = pixel_grid(height, width, dtype=cameras.dtype, device=cameras.device)
     pixel_to_world = cameras.R @ cameras.K_inv  # (..., 3, 3)
     directions = torch.einsum("...ij,jhw->...ihw", pixel_to_world, pixels)

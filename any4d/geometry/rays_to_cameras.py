@@ -30,8 +30,10 @@ _SINGULAR = 1e-10
 def rays_to_cameras(rays: Tensor, weights: Tensor | None = None) -> Cameras:
     """Recover the pinhole cameras that produced ray maps.
 
-    rays:    (..., 6, H, W) Plücker rays ``(d, m)`` on an ``H × W`` pixel grid (directions need
-             not be unit length; they are normalised first).
+    rays:    (..., 6, H, W) Plücker rays ``(d, m)`` on an ``H × W`` pixel grid. Directions need
+             not be unit length (they are normalised first); moments are read as ``o × d`` of
+             the unit direction, as ``plucker_rays`` writes them (a predicted ``m`` is not
+             rescaled by a predicted ``|d|``).
     weights: optional (..., H, W) non-negative per-pixel confidence (broadcastable).
 
     Returns ``Cameras`` with batch shape (...) and intrinsics for the ``H × W`` grid. Raises
@@ -41,8 +43,9 @@ def rays_to_cameras(rays: Tensor, weights: Tensor | None = None) -> Cameras:
     if rays.dim() < 3 or rays.shape[-3] != 6:
         raise ValueError(f"rays has shape {tuple(rays.shape)} (expected (..., 6, H, W))")
     height, width = rays.shape[-2:]
-    if height * width < 4:
-        raise ValueError(f"rays has a {height}×{width} grid (expected at least 4 pixels)")
+    if height < 2 or width < 2:
+        # a single row or column of pixels is collinear: it cannot determine K and R
+        raise ValueError(f"rays has a {height}×{width} grid (expected at least 2 × 2 pixels)")
     if not torch.isfinite(rays).all():
         raise ValueError("rays contains NaN or inf (expected finite Plücker coordinates)")
 

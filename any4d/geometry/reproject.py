@@ -25,6 +25,11 @@ def unproject(depth: Tensor, cameras: Cameras) -> Tensor:
 
     depth: (..., 1, H, W) z-depth; cameras: batch shape (...). Returns (..., 3, H, W).
     """
+    if depth.dim() != len(cameras.shape) + 3 or depth.shape[:-2] != (*cameras.shape, 1):
+        raise ValueError(
+            f"depth has shape {tuple(depth.shape)} for cameras of batch shape "
+            f"{tuple(cameras.shape)} (expected {(*cameras.shape, 1, 'H', 'W')})"
+        )
     height, width = depth.shape[-2:]
     directions = ray_directions(cameras, height, width, normalize=False)  # camera z = 1
     return cameras.centers[..., :, None, None] + depth * directions
@@ -81,6 +86,15 @@ def warp(
     src_h, src_w = src_image.shape[-2:]
     height, width = tgt_depth.shape[-2:]
     channels = src_image.shape[-3]
+    # Geometry in the widest dtype of depth and cameras (float32 cameras with float64 depth, …)
+    geometry_dtype = torch.promote_types(
+        tgt_depth.dtype, torch.promote_types(src_cameras.dtype, tgt_cameras.dtype)
+    )
+    tgt_depth = tgt_depth.to(geometry_dtype)
+    src_cameras, tgt_cameras = (
+        src_cameras.to(dtype=geometry_dtype),
+        tgt_cameras.to(dtype=geometry_dtype),
+    )
     if src_depth is not None:
         if src_depth.shape != (*batch, 1, src_h, src_w):
             raise ValueError(
@@ -125,6 +139,11 @@ def photometric_error(warped: Tensor, target: Tensor, valid: Tensor) -> Tensor:
         raise ValueError(
             f"warped has shape {tuple(warped.shape)} but target {tuple(target.shape)} "
             "(expected the same)"
+        )
+    if valid.shape != (*warped.shape[:-3], 1, *warped.shape[-2:]):
+        raise ValueError(
+            f"valid has shape {tuple(valid.shape)} for images {tuple(warped.shape)} "
+            f"(expected {(*warped.shape[:-3], 1, *warped.shape[-2:])})"
         )
     mask = valid.to(warped.dtype)
     total = ((warped - target).abs() * mask).sum(dim=(-3, -2, -1))

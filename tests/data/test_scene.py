@@ -63,6 +63,17 @@ def test_scene_load_rejects_foreign_or_corrupt_files(tmp_path):
     save_file({"rgb": torch.zeros(1, 3, 2, 2)}, future, metadata={"any4d": json.dumps(info)})
     with pytest.raises(ValueError, match="version 99"):
         Scene.load(future)
+    incomplete = tmp_path / "incomplete.safetensors"
+    info = {"format": "any4d.scene", "version": 1, "fps": 1.0}
+    save_file({"rgb": torch.zeros(1, 3, 2, 2)}, incomplete, metadata={"any4d": json.dumps(info)})
+    with pytest.raises(ValueError, match=r"metadata lacks \['text'\]"):
+        Scene.load(incomplete)
+    extra = tmp_path / "extra.safetensors"
+    info = {"format": "any4d.scene", "version": 1, "fps": 1.0, "text": None}
+    tensors = {"rgb": torch.zeros(1, 3, 2, 2), "normals": torch.zeros(1, 3, 2, 2)}
+    save_file(tensors, extra, metadata={"any4d": json.dumps(info)})
+    with pytest.raises(ValueError, match=r"unexpected tensors \['normals'\]"):
+        Scene.load(extra)
     garbled = tmp_path / "garbled.safetensors"
     save_file({"rgb": torch.zeros(1, 3, 2, 2)}, garbled, metadata={"any4d": "{not json"})
     with pytest.raises(ValueError, match="malformed any4d metadata"):
@@ -152,6 +163,8 @@ def test_scene_rejects_bad_metadata():
     rgb, _, _ = _parts()
     with pytest.raises(ValueError, match="fps is 0"):
         Scene(rgb, fps=0)
+    with pytest.raises(ValueError, match="fps is True"):
+        Scene(rgb, fps=True)
     with pytest.raises(ValueError, match="fps is nan"):
         Scene(rgb, fps=float("nan"))
     with pytest.raises(ValueError, match="text must be a str"):

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import math
 
+import numpy as np
 import pytest
 import torch
 from hypothesis import given, settings
@@ -201,6 +202,14 @@ def test_dataset_rejects_bad_split_size_and_index():
         SyntheticClips(size=SPLIT_SIZE + 1)
     with pytest.raises(IndexError):
         SyntheticClips(size=3)[3]
+
+
+def test_dataset_accepts_numpy_and_tensor_indices():
+    clips = SyntheticClips(SyntheticConfig(**TINY), size=3)
+    assert clips.seed(np.int64(2)) == clips.seed(torch.tensor(2)) == clips.seed(2)
+    _assert_same_scene(torch.utils.data.Subset(clips, np.arange(1, 3))[0], clips[1])
+    with pytest.raises(TypeError):
+        clips.seed(1.5)
 
 
 def test_dataset_works_with_a_dataloader():

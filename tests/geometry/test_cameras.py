@@ -38,7 +38,8 @@ def test_indexing_moves_and_stacking_keep_fields_together():
     assert sub.shape == (3,)
     torch.testing.assert_close(sub.c2w, cams.c2w[1, ::2])
     torch.testing.assert_close(sub.K, cams.K[1, ::2])
-    assert cams.to(dtype=torch.float32).dtype == torch.float32
+    moved = cams.to(dtype=torch.float32)
+    assert moved.K.dtype == moved.c2w.dtype == torch.float32
     assert Cameras.stack([cams[0], cams[1]]).shape == (2, 5)
     assert Cameras.cat([cams, cams], dim=-1).shape == (2, 10)
     assert cams.reshape(10).shape == (10,)
@@ -153,7 +154,7 @@ def test_cameras_reject_singular_or_malformed_intrinsics():
         Cameras(K, c2w)
     K, c2w = _valid_parts()
     K[1, 2, 0] = 0.3
-    with pytest.raises(ValueError, match=r"\[0, 0, 1\]"):
+    with pytest.raises(ValueError, match=r"K at index \(1,\) is .*expected the form"):
         Cameras(K, c2w)
 
 
@@ -168,5 +169,49 @@ def test_cameras_reject_non_rotation_poses():
         Cameras(K, c2w)
     K, c2w = _valid_parts()
     c2w[0, 3, 0] = 0.5
-    with pytest.raises(ValueError, match="bottom row"):
+    with pytest.raises(
+        ValueError, match=r"c2w at index \(0,\) has bottom row \[0.5, 0.0, 0.0, 1.0\]"
+    ):
         Cameras(K, c2w)
+
+
+def test_stack_and_cat_reject_bad_dims_and_mismatched_cameras():
+    cams = random_cameras((4,), seed=12)
+    with pytest.raises(IndexError, match="dim 2"):
+        Cameras.stack([cams, cams], dim=2)
+    with pytest.raises(IndexError, match="dim 1"):
+        Cameras.cat([cams, cams], dim=1)
+    with pytest.raises(ValueError, match="batch shapes"):
+        Cameras.stack([cams, cams[:2]])
+    with pytest.raises(ValueError, match="differ outside"):
+        Cameras.cat([random_cameras((2, 3), seed=0), random_cameras((2, 4), seed=1)])
+    with pytest.raises(ValueError, match="one dtype and device"):
+        Cameras.cat([cams, cams.to(dtype=torch.float32)])
+    with pytest.raises(ValueError, match="at least one"):
+        Cameras.cat([])
+
+
+def test_scaled_and_resized_broadcast_per_clip_factors_from_the_right():
+    cams = random_cameras((3, 3), seed=13)
+    per_clip = torch.tensor([1.0, 2.0, 3.0], dtype=torch.float64)
+    scaled = cams.scaled(per_clip[:, None])
+    for b in range(3):
+        torch.testing.assert_close(scaled.centers[b], per_clip[b] * cams.centers[b])
+    resized = cams.resized(per_clip[:, None])
+    torch.testing.assert_close(resized.focal[1], 2 * cams.focal[1])
+
+
+@pytest.mark.parametrize("dtype", [torch.float16, torch.bfloat16])
+def test_half_precision_cameras_give_ray_maps(dtype):
+    cams = random_cameras((2,), seed=14, height=6, width=7)
+    half = plucker_rays(cams.to(dtype=dtype), 6, 7)
+    assert half.dtype == dtype
+    torch.testing.assert_close(half.double(), plucker_rays(cams, 6, 7), rtol=0, atol=0.05)
+    torch.testing.assert_close(
+        cams.to(dtype=dtype).K_inv.double(), cams.K_inv, rtol=0.01, atol=1e-3
+    )
+
+
+def test_plucker_rays_names_a_wrong_argument_type():
+    with pytest.raises(TypeError, match="cameras must be a Cameras"):
+        plucker_rays(torch.eye(4), 2, 2)

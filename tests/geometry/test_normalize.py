@@ -117,3 +117,33 @@ def test_clip_frame_rejects_mismatched_depth():
     cams = random_cameras((5,), seed=4)
     with pytest.raises(ValueError, match="same"):
         ClipFrame.fit(cams, torch.ones(4, 1, 2, 2, dtype=torch.float64))
+
+
+def test_clip_frame_rejects_cameras_or_maps_of_another_batch():
+    cams = random_cameras((2, 4), seed=5)
+    frame = ClipFrame.fit(cams)
+    with pytest.raises(ValueError, match=r"cameras has batch shape \(4,\)"):
+        frame.normalize_cameras(cams[0])
+    with pytest.raises(ValueError, match=r"cameras has batch shape \(3, 4\)"):
+        frame.denormalize_cameras(random_cameras((3, 4), seed=6))
+    with pytest.raises(ValueError, match=r"depth has shape \(4, 1, 2, 2\)"):
+        frame.encode_depth(torch.ones(4, 1, 2, 2, dtype=torch.float64))
+    with pytest.raises(ValueError, match=r"rays has shape"):
+        frame.normalize_rays(torch.ones(2, 4, 6, 2, dtype=torch.float64))
+    with pytest.raises(ValueError, match="positive and finite"):
+        ClipFrame(reference=cams.c2w[:, 0], scale=torch.tensor([1.0, 0.0], dtype=torch.float64))
+    with pytest.raises(ValueError, match=r"expected \(\.\.\., 4, 4\) and \(\.\.\.\)"):
+        ClipFrame(reference=cams.c2w[:, 0], scale=torch.ones(3, dtype=torch.float64))
+
+
+def test_encoders_reject_bad_scales_and_ray_shapes():
+    depth = torch.ones(2, 1, 2, 2)
+    for bad in (0.0, -1.0, float("nan"), torch.tensor([1.0, -2.0])):
+        with pytest.raises(ValueError, match="scale must be positive and finite"):
+            encode_depth(depth, bad)
+        with pytest.raises(ValueError, match="scale must be positive and finite"):
+            decode_depth(depth, bad)
+    with pytest.raises(ValueError, match=r"rays has shape \(2, 3, 4, 4\)"):
+        normalize_rays(torch.ones(2, 3, 4, 4), 1.0)
+    with pytest.raises(ValueError, match="rays has shape"):
+        denormalize_rays(torch.ones(3, 4, 4), 1.0)

@@ -86,7 +86,8 @@ def test_rays_to_cameras_weights_ignore_corrupted_pixels():
     "make, message",
     [
         (lambda r: r[..., :5, :, :], r"expected \(\.\.\., 6, H, W\)"),
-        (lambda r: r[..., :1, :3], "at least 4 pixels"),
+        (lambda r: r[..., :1, :3], r"at least 2 × 2 pixels"),
+        (lambda r: r[..., :1, :], r"1×6 grid \(expected at least 2 × 2 pixels\)"),
         (lambda r: r.index_fill(-1, torch.tensor([2]), float("nan")), "NaN or inf"),
         (
             lambda r: torch.cat([torch.zeros_like(r[..., :3, :, :]), r[..., 3:, :, :]], -3),

@@ -105,3 +105,28 @@ def test_warp_with_source_depth_masks_occluded_pixels():
     torch.testing.assert_close(warped[..., :3], image[..., 3:6])
     with pytest.raises(ValueError, match="src_depth"):
         warp(image, depth, cams[0], cams[1], src_depth=src_depth[..., :4, :])
+
+
+def test_warp_promotes_mixed_geometry_dtypes():
+    cams, depth = _plane_pair(shift_px=2)
+    image = torch.rand(3, 8, 12, generator=torch.Generator().manual_seed(5))  # float32
+    expected, _ = warp(
+        image, depth.float(), cams[0].to(dtype=torch.float32), cams[1].to(dtype=torch.float32)
+    )
+    for src, tgt, d in [
+        (cams[0].to(dtype=torch.float32), cams[1].to(dtype=torch.float32), depth),  # f64 depth
+        (cams[0].to(dtype=torch.float32), cams[1], depth.float()),  # f64 target cameras
+        (cams[0], cams[1].to(dtype=torch.float32), depth.float()),
+    ]:
+        warped, valid = warp(image, d, src, tgt)
+        assert warped.dtype == image.dtype
+        torch.testing.assert_close(warped, expected)
+
+
+def test_unproject_and_photometric_error_reject_misshapen_inputs():
+    cams = random_cameras((3,), seed=6, height=4, width=4)
+    with pytest.raises(ValueError, match=r"depth has shape \(3, 4, 4\)"):
+        unproject(torch.ones(3, 4, 4, dtype=torch.float64), cams)  # channel dim forgotten
+    warped = torch.zeros(3, 3, 2, 2)
+    with pytest.raises(ValueError, match=r"valid has shape \(3, 2, 2\)"):
+        photometric_error(warped, warped, torch.ones(3, 2, 2, dtype=torch.bool))

@@ -7,6 +7,7 @@ data set is fully described by (config, split, size) and needs no files.
 
 from __future__ import annotations
 
+import operator
 from types import MappingProxyType
 
 from torch.utils.data import Dataset
@@ -59,6 +60,7 @@ class SyntheticClips(Dataset):
 
     def seed(self, index: int) -> int:
         """The seed of item ``index`` (negative indices count from the end)."""
+        index = operator.index(index)  # numpy and 0-d tensor indices from samplers and Subset
         if not -self.size <= index < self.size:
             raise IndexError(f"index {index} is out of range for {self.size} clips")
         return SPLITS[self.split] + index % self.size
