@@ -26,6 +26,7 @@ import torch
 from torch import Tensor
 
 from any4d.geometry.cameras import Cameras, rigid_inverse
+from any4d.geometry.rays import check_ray_map
 
 # Below this trajectory extent (in the input's units) a camera counts as static.
 STATIC_EXTENT = 1e-6
@@ -36,11 +37,6 @@ def _check_scale(scale: Tensor | float) -> None:
     if not torch.isfinite(value).all() or (value <= 0).any():
         shown = float(value) if value.numel() == 1 else f"values down to {float(value.min())}"
         raise ValueError(f"scale must be positive and finite (the clip scale s), got {shown}")
-
-
-def _check_rays(rays: Tensor) -> None:
-    if rays.dim() < 3 or rays.shape[-3] != 6:
-        raise ValueError(f"rays has shape {tuple(rays.shape)} (expected (..., 6, H, W))")
 
 
 def encode_depth(depth: Tensor, scale: Tensor | float) -> Tensor:
@@ -69,14 +65,14 @@ def normalize_rays(rays: Tensor, scale: Tensor | float) -> Tensor:
 
     scale: positive, broadcastable to (..., 1, 1, 1).
     """
-    _check_rays(rays)
+    check_ray_map(rays)
     _check_scale(scale)
     return torch.cat([rays[..., :3, :, :], rays[..., 3:, :, :] / scale], dim=-3)
 
 
 def denormalize_rays(rays: Tensor, scale: Tensor | float) -> Tensor:
     """Inverse of ``normalize_rays``: multiply the moments by the clip scale."""
-    _check_rays(rays)
+    check_ray_map(rays)
     _check_scale(scale)
     return torch.cat([rays[..., :3, :, :], rays[..., 3:, :, :] * scale], dim=-3)
 

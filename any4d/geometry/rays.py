@@ -15,6 +15,16 @@ from any4d.geometry.cameras import Cameras
 from any4d.geometry.vectors import cross, norm
 
 
+def check_ray_map(rays: Tensor) -> None:
+    """Raise ``ValueError`` unless ``rays`` is a floating-point (..., 6, H, W) Plücker ray map."""
+    if not isinstance(rays, Tensor) or not rays.is_floating_point():
+        raise ValueError("rays must be a floating-point tensor (..., 6, H, W) of rays (d, m)")
+    if rays.dim() < 3 or rays.shape[-3] != 6:
+        raise ValueError(
+            f"rays has shape {tuple(rays.shape)} (expected (..., 6, H, W) Plücker rays (d, m))"
+        )
+
+
 def pixel_grid(
     height: int, width: int, *, dtype: torch.dtype = torch.float32, device=None
 ) -> Tensor:

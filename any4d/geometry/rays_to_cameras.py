@@ -20,7 +20,7 @@ import torch
 from torch import Tensor
 
 from any4d.geometry.cameras import Cameras
-from any4d.geometry.rays import pixel_grid
+from any4d.geometry.rays import check_ray_map, pixel_grid
 from any4d.geometry.vectors import cross, norm
 
 # Relative eigenvalue below which a least-squares system counts as singular.
@@ -40,8 +40,7 @@ def rays_to_cameras(rays: Tensor, weights: Tensor | None = None) -> Cameras:
     ``ValueError`` on non-finite rays, bad weights, or rays that do not determine a camera
     (zero directions, all rays parallel, fewer than 4 pixels with weight).
     """
-    if rays.dim() < 3 or rays.shape[-3] != 6:
-        raise ValueError(f"rays has shape {tuple(rays.shape)} (expected (..., 6, H, W))")
+    check_ray_map(rays)
     height, width = rays.shape[-2:]
     if height < 2 or width < 2:
         # a single row or column of pixels is collinear: it cannot determine K and R

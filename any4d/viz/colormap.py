@@ -10,6 +10,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
+from any4d.geometry.rays import check_ray_map
 from any4d.geometry.vectors import norm
 
 # Robust range: the 2nd / 98th percentiles of valid inverse depth, so a few stray pixels (a
@@ -138,15 +139,6 @@ def colorize_depth(
     return colour * mask.to(depth.dtype)
 
 
-def _check_rays(rays: Tensor) -> None:
-    if not isinstance(rays, Tensor) or not rays.is_floating_point():
-        raise ValueError("rays must be a floating-point tensor (..., 6, H, W)")
-    if rays.dim() < 3 or rays.shape[-3] != 6:
-        raise ValueError(
-            f"rays has shape {tuple(rays.shape)} (expected (..., 6, H, W) Plücker rays (d, m))"
-        )
-
-
 def colorize_rays(rays: Tensor) -> Tensor:
     """Ray directions as colour: ``(d + 1) / 2``.
 
@@ -154,7 +146,7 @@ def colorize_rays(rays: Tensor) -> Tensor:
     Returns (..., 3, H, W) in ``[0, 1]``: red = +x (right), green = +y (down), blue = +z
     (forward) in the world frame — the first camera's frame after ``relative_to_first``.
     """
-    _check_rays(rays)
+    check_ray_map(rays)
     return ((rays[..., :3, :, :] + 1) / 2).clamp(0, 1)
 
 
@@ -166,7 +158,7 @@ def colorize_moments(rays: Tensor) -> Tensor:
     visible. Returns (..., 3, H, W) in ``[0, 1]``; zero moment (a camera at the origin, e.g. the
     first frame of a clip relative to its first camera) is mid-grey.
     """
-    _check_rays(rays)
+    check_ray_map(rays)
     moments = rays[..., 3:, :, :]
     scale = norm(moments, dim=-3).amax() if moments.numel() else moments.new_zeros(())
     if scale <= 0:
