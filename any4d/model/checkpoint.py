@@ -1,0 +1,137 @@
+"""Our own checkpoint format: ``config.json`` + ``model.safetensors`` in one directory.
+
+Both files are written atomically (temporary file in the same directory, then rename), so an
+interrupted save never leaves a half-written checkpoint under the final name. Loading never
+unpickles anything and every tensor key must match the model.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from collections.abc import Callable, Iterable
+from pathlib import Path
+
+import torch
+from safetensors import SafetensorError, safe_open
+from safetensors.torch import save_file
+from torch import Tensor, nn
+
+from any4d.model.config import TransformerConfig
+
+CONFIG_NAME = "config.json"
+WEIGHTS_NAME = "model.safetensors"
+FORMAT = "any4d.transformer"
+FORMAT_VERSION = 1
+
+
+def atomic_write(path: Path, write: Callable[[str], None]) -> None:
+    """Call ``write(temporary_path)`` then rename the result onto ``path``."""
+    handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    os.close(handle)
+    try:
+        write(temporary)
+        os.replace(temporary, path)
+    except BaseException:
+        if os.path.exists(temporary):
+            os.unlink(temporary)
+        raise
+
+
+def save_pretrained(model: nn.Module, directory: str | Path) -> Path:
+    """Write the model's config and weights into ``directory`` (created if needed)."""
+    directory = Path(directory)
+    directory.mkdir(parents=True, exist_ok=True)
+    state = {key: value.detach().contiguous() for key, value in model.state_dict().items()}
+    atomic_write(
+        directory / WEIGHTS_NAME,
+        lambda tmp: save_file(state, tmp, metadata={"format": FORMAT}),
+    )
+    meta = {
+        "format": FORMAT,
+        "format_version": FORMAT_VERSION,
+        "class": type(model).__name__,
+        "dtype": str(next(model.parameters()).dtype).removeprefix("torch."),
+        "config": model.config.to_dict(),
+    }
+
+    def write_config(tmp: str) -> None:
+        with open(tmp, "w") as f:
+            json.dump(meta, f, indent=2)
+
+    atomic_write(directory / CONFIG_NAME, write_config)
+    return directory
+
+
+def read_config(directory: Path) -> tuple[TransformerConfig, torch.dtype]:
+    """The config and saved dtype of a checkpoint directory."""
+    path = directory / CONFIG_NAME
+    if not path.is_file():
+        raise FileNotFoundError(
+            f"{path} not found (expected a directory written by save_pretrained)"
+        )
+    try:
+        meta = json.loads(path.read_text())
+    except json.JSONDecodeError as error:
+        raise ValueError(f"{path} is not valid JSON: {error}") from error
+    if not isinstance(meta, dict) or meta.get("format") != FORMAT:
+        raise ValueError(f"{path} is not an any4d transformer config (expected format {FORMAT!r})")
+    if meta.get("format_version") != FORMAT_VERSION:
+        raise ValueError(
+            f"{path} has format_version {meta.get('format_version')!r} "
+            f"(this any4d reads version {FORMAT_VERSION})"
+        )
+    dtype = getattr(torch, str(meta.get("dtype", "float32")), None)
+    if not isinstance(dtype, torch.dtype):
+        raise ValueError(f"{path} names an unknown dtype {meta.get('dtype')!r}")
+    return TransformerConfig.from_dict(meta["config"]), dtype
+
+
+def key_mismatch_error(source: str, missing: Iterable[str], unexpected: Iterable[str]) -> str:
+    """A readable listing of the keys a checkpoint lacks and the keys nothing uses."""
+
+    def listing(keys: list[str]) -> str:
+        shown = ", ".join(keys[:20])
+        return f"{shown}, … ({len(keys)} in all)" if len(keys) > 20 else shown
+
+    missing, unexpected = sorted(missing), sorted(unexpected)
+    parts = [f"{source} does not match the model"]
+    if missing:
+        parts.append(f"missing keys: {listing(missing)}")
+    if unexpected:
+        parts.append(f"unexpected keys: {listing(unexpected)}")
+    return "; ".join(parts)
+
+
+def from_pretrained(cls, directory, *, dtype=None, device="cpu"):
+    """Build ``cls`` from ``config.json`` on the meta device and load the weights in place."""
+    directory = Path(directory)
+    config, saved_dtype = read_config(directory)
+    dtype = dtype or saved_dtype
+    weights = directory / WEIGHTS_NAME
+    if not weights.is_file():
+        raise FileNotFoundError(f"{weights} not found (expected the weights next to config.json)")
+    with torch.device("meta"):
+        model = cls(config)
+    expected = model.state_dict()
+    state: dict[str, Tensor] = {}
+    try:
+        with safe_open(str(weights), framework="pt", device="cpu") as f:
+            keys = set(f.keys())
+            if keys != set(expected):
+                raise ValueError(
+                    key_mismatch_error(str(weights), set(expected) - keys, keys - set(expected))
+                )
+            for key in keys:
+                value = f.get_tensor(key)
+                if value.shape != expected[key].shape:
+                    raise ValueError(
+                        f"{weights}: {key} has shape {tuple(value.shape)} "
+                        f"(expected {tuple(expected[key].shape)} from config.json)"
+                    )
+                state[key] = value.to(device=device, dtype=dtype)
+    except SafetensorError as error:
+        raise ValueError(f"{weights} is not a readable safetensors file: {error}") from error
+    model.load_state_dict(state, strict=True, assign=True)
+    return model
