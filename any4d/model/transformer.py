@@ -12,6 +12,7 @@ latent's shape. Any subset of the model's streams may be given.
 
 from __future__ import annotations
 
+import contextlib
 from pathlib import Path
 
 import torch
@@ -43,7 +44,12 @@ class TimeEmbedding(nn.Module):
         shape = t.shape
         features = timestep_features(t, self.freq_dim).flatten(1, -2)  # (S, M, freq_dim)
         # Wan computes the time path in float32 with autocast off; so do we.
-        with torch.autocast(device_type=t.device.type, enabled=False):
+        no_autocast = (
+            torch.autocast(device_type=t.device.type, enabled=False)
+            if t.device.type != "meta"
+            else contextlib.nullcontext()
+        )
+        with no_autocast:
             weights = self.linear_1.weight.dtype
             temb = self.linear_2(F.silu(self.linear_1(features.to(weights), streams)), streams)
             e0 = self.projection(F.silu(temb), streams)

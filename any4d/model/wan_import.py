@@ -111,35 +111,40 @@ def key_table(num_layers: int, text: bool, fmt: str) -> dict[str, tuple[str, boo
 
 
 class _TensorSource:
-    """Lazy access to the tensors of one or more safetensors files, or an in-memory dict."""
+    """Lazy access to the tensors of safetensors files, or of an in-memory state dict.
+
+    ``where`` maps each (possibly prefix-stripped) key to its file handle (None: in memory) and
+    the key stored there.
+    """
 
     def __init__(self, files: list[Path], stack: ExitStack, state: dict[str, Tensor] | None):
-        self.where: dict[str, object] = {}
-        if state is not None:
-            self.state = state
-            self.where = dict.fromkeys(state, None)
-            return
-        self.state = {}
+        self.state = state or {}
+        self.where: dict[str, tuple[object, str]] = {k: (None, k) for k in self.state}
         for file in files:
             try:
                 handle = stack.enter_context(safe_open(str(file), framework="pt", device="cpu"))
             except (SafetensorError, OSError) as error:
                 raise ValueError(f"{file} is not a readable safetensors file: {error}") from error
             for key in handle.keys():
-                self.where[key] = handle
+                self.where[key] = (handle, key)
+
+    def strip_prefix(self, prefix: str) -> None:
+        """Drop ``prefix`` from every key when all keys carry it."""
+        if self.where and all(k.startswith(prefix) for k in self.where):
+            self.where = {k[len(prefix) :]: v for k, v in self.where.items()}
 
     def keys(self) -> set[str]:
         return set(self.where)
 
     def get(self, key: str) -> Tensor:
-        handle = self.where[key]
-        return self.state[key] if handle is None else handle.get_tensor(key)
+        handle, stored = self.where[key]
+        return self.state[stored] if handle is None else handle.get_tensor(stored)
 
     def shape(self, key: str) -> tuple[int, ...]:
-        handle = self.where[key]
+        handle, stored = self.where[key]
         if handle is None:
-            return tuple(self.state[key].shape)
-        return tuple(handle.get_slice(key).get_shape())
+            return tuple(self.state[stored].shape)
+        return tuple(handle.get_slice(stored).get_shape())
 
 
 def _resolve(path: Path) -> tuple[list[Path], Path | None, Path | None]:
@@ -280,10 +285,7 @@ def load_wan(cls, path, *, streams=STREAMS, config=None, dtype=torch.float32, de
                 raise ValueError(f"{pth} does not hold a state dict")
         source = _TensorSource(files, stack, state)
         for prefix in _PREFIXES:
-            if all(k.startswith(prefix) for k in source.keys()):
-                source.where = {k[len(prefix) :]: h for k, h in source.where.items()}
-                if state is not None:
-                    source.state = {k[len(prefix) :]: v for k, v in state.items()}
+            source.strip_prefix(prefix)
         fmt = _detect_format(source.keys(), str(path))
         if config is not None:
             config = dataclasses.replace(config, streams=streams)
