@@ -1,0 +1,144 @@
+"""Diffusion forcing for training: a pattern per sample, a noise level per group (DESIGN §3).
+
+Flow matching (DESIGN §1): ``z_t = (1 − t)·z₀ + t·ε`` with ``t = 0`` clean and ``t = 1`` noise;
+the model predicts the velocity ``v* = ε − z₀``. Levels are shifted,
+``t' = α·t / (1 + (α − 1)·t)`` (``α = 3``), which spends more of training at high noise.
+
+Per sample: one of the training patterns its modalities allow; target groups get independent
+shifted levels; each context (clean) group is clean with probability 0.5 and otherwise gets a
+level below every target level of that sample ("imperfect history", as DFoT); absent groups are
+pure noise at ``t = 1``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+
+import torch
+from torch import Tensor
+
+from any4d.diffusion.masks import PRESETS, TRAINING_PATTERNS, State
+
+
+def shift_time(t: Tensor, shift: float) -> Tensor:
+    """``t' = α·t / (1 + (α − 1)·t)``: the time shift of Wan / SD3 (``α = shift``)."""
+    return shift * t / (1 + (shift - 1) * t)
+
+
+@dataclass(frozen=True)
+class NoiseConfig:
+    """Training noise.
+
+    patterns:           pattern name → sampling weight (presets of ``any4d.diffusion.masks``).
+    shift:              α of the time shift applied to target levels.
+    history_clean_prob: probability that a context group stays clean.
+    """
+
+    patterns: Mapping[str, float] = field(
+        default_factory=lambda: dict.fromkeys(TRAINING_PATTERNS, 1.0)
+    )
+    shift: float = 3.0
+    history_clean_prob: float = 0.5
+
+    def __post_init__(self) -> None:
+        unknown = [p for p in self.patterns if p not in PRESETS]
+        if unknown or not self.patterns:
+            raise ValueError(f"patterns {unknown or '{}'} (expected names from {sorted(PRESETS)})")
+        if any(w < 0 for w in self.patterns.values()) or sum(self.patterns.values()) <= 0:
+            raise ValueError(f"pattern weights {dict(self.patterns)} (expected ≥ 0, not all 0)")
+        if self.shift <= 0:
+            raise ValueError(f"shift={self.shift} (expected > 0)")
+        if not 0 <= self.history_clean_prob <= 1:
+            raise ValueError(f"history_clean_prob={self.history_clean_prob} (expected in [0, 1])")
+
+
+def sample_patterns(
+    layout,
+    available: Mapping[str, Tensor],
+    config: NoiseConfig,
+    generator: torch.Generator | None = None,
+) -> tuple[dict[str, Tensor], list[str]]:
+    """One training pattern per sample, restricted to what the sample provides.
+
+    layout:    pixel frames per latent frame (a ``LatentClip``), context groups last.
+    available: stream → (B,) bool, which samples have ground truth for the stream; the streams
+               given are the streams present.
+    A pattern fits a sample when every stream it makes clean is available and at least one of
+    its targets has ground truth. Targets without ground truth become absent.
+    Returns the states, stream → (B, T') uint8, and the pattern name of each sample.
+    """
+    streams = list(available)
+    batch = next(iter(available.values())).shape[0]
+    names = [name for name, weight in config.patterns.items() if weight > 0]
+    weights = torch.tensor([config.patterns[n] for n in names], dtype=torch.float64)
+    rows: dict[str, list[Tensor]] = {s: [] for s in streams}
+    chosen = []
+    for b in range(batch):
+        options, option_states = [], []
+        flags = {s: bool(available[s][b]) for s in streams}
+        for name in names:
+            mask = PRESETS[name]
+            if any(not flags.get(s, False) for s in mask.clean):
+                continue
+            states = mask.states(layout, streams, available=flags, drop_unavailable=True)
+            if any((v == State.TARGET).any() for v in states.values()):
+                options.append(name)
+                option_states.append(states)
+        if not options:
+            have = [s for s in streams if flags[s]]
+            raise ValueError(
+                f"sample {b} has only {have}: none of the patterns {names} fits it (each needs "
+                "its clean streams and a target with ground truth)"
+            )
+        option_weights = weights[[names.index(o) for o in options]]
+        pick = int(torch.multinomial(option_weights, 1, generator=generator))
+        chosen.append(options[pick])
+        for s in streams:
+            rows[s].append(option_states[pick][s][0])
+    return {s: torch.stack(r) for s, r in rows.items()}, chosen
+
+
+def sample_times(
+    states: Mapping[str, Tensor],
+    config: NoiseConfig,
+    generator: torch.Generator | None = None,
+) -> dict[str, Tensor]:
+    """A flow time per group from its state (module docstring).
+
+    states: stream → (B, T') ``State`` values. Returns stream → (B, T') float32 in [0, 1].
+    """
+    streams = list(states)
+    stacked = torch.stack([states[s].long() for s in streams])  # (S, B, T')
+    target = stacked == State.TARGET
+    uniform = torch.rand(stacked.shape, generator=generator)
+    levels = shift_time(uniform, config.shift)
+    # The lowest target level of each sample bounds its noisy history from above.
+    lowest = torch.where(target, levels, torch.ones_like(levels)).amin(dim=(0, 2))  # (B,)
+    keep_clean = torch.rand(stacked.shape, generator=generator) < config.history_clean_prob
+    history = torch.rand(stacked.shape, generator=generator) * lowest[None, :, None]
+    t = torch.where(target, levels, torch.ones_like(levels))  # absent → 1
+    clean = stacked == State.CLEAN
+    t = torch.where(clean, torch.where(keep_clean, torch.zeros_like(t), history), t)
+    return {s: t[i] for i, s in enumerate(streams)}
+
+
+def add_noise(
+    latents: Mapping[str, Tensor],
+    t: Mapping[str, Tensor],
+    generator: torch.Generator | None = None,
+) -> tuple[dict[str, Tensor], dict[str, Tensor]]:
+    """``z_t = (1 − t)·z₀ + t·ε`` per stream, with ``t`` per latent frame.
+
+    latents: stream → (B, C, T', H, W); t: stream → (B, T').
+    Returns the noisy latents and the noise ε, each stream → (B, C, T', H, W).
+    """
+    noisy, noises = {}, {}
+    for s, z0 in latents.items():
+        device = generator.device if generator is not None else z0.device
+        noise = torch.randn(z0.shape, generator=generator, dtype=z0.dtype, device=device)
+        noise = noise.to(z0.device)
+        level = t[s].to(z0.dtype).to(z0.device)[:, None, :, None, None]
+        noisy[s] = (1 - level) * z0 + level * noise
+        noises[s] = noise
+    return noisy, noises
