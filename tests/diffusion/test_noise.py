@@ -1,0 +1,83 @@
+"""Training noise: patterns per sample, levels per group, noising."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from any4d.diffusion import Layout, NoiseConfig, State, add_noise, sample_patterns, sample_times
+from any4d.diffusion.noise import shift_time
+
+STREAMS = ["rgb", "depth", "ray_d", "ray_m"]
+
+
+def availability(*rows):
+    return {s: torch.tensor([s in row for row in rows]) for s in STREAMS}
+
+
+def test_shift_matches_design_formula_and_keeps_the_ends():
+    t = torch.linspace(0, 1, 11)
+    torch.testing.assert_close(shift_time(t, 3.0), 3 * t / (1 + 2 * t))
+    assert shift_time(torch.tensor(0.5), 3.0) > 0.5
+
+
+def test_patterns_respect_each_samples_modalities():
+    g = torch.Generator().manual_seed(0)
+    available = availability(("rgb",), ("rgb", "ray_d", "ray_m"), STREAMS)
+    seen = [set(), set(), set()]
+    for _ in range(60):
+        states, names = sample_patterns(Layout.for_stride(5), available, NoiseConfig(), g)
+        for b, name in enumerate(names):
+            seen[b].add(name)
+        assert (states["depth"][0] == State.ABSENT).all() and (
+            states["ray_d"][0] == State.ABSENT
+        ).all()
+        assert (states["depth"][1] == State.ABSENT).all()
+    assert seen[0] == {"video"}
+    assert seen[1] == {"video", "geometry", "interpolate", "extrapolate"}
+    assert seen[2] == {"video", "geometry", "interpolate", "extrapolate", "depth_to_video"}
+
+
+def test_pattern_weights_are_followed():
+    g = torch.Generator().manual_seed(1)
+    config = NoiseConfig(patterns={"video": 3.0, "geometry": 1.0})
+    available = availability(*[STREAMS] * 400)
+    _, names = sample_patterns(Layout.for_stride(3), available, config, g)
+    assert 0.68 < names.count("video") / 400 < 0.82
+
+
+def test_no_fitting_pattern_is_an_error():
+    with pytest.raises(ValueError, match="sample 0 has only \\['rgb'\\]"):
+        sample_patterns(
+            Layout.for_stride(3), availability(("rgb",)), NoiseConfig(patterns={"geometry": 1})
+        )
+
+
+def test_times_follow_states_and_history_stays_below_targets():
+    g = torch.Generator().manual_seed(2)
+    b, frames = 256, 4
+    states = {
+        "rgb": torch.tensor([State.CLEAN, State.TARGET, State.TARGET, State.CLEAN]).repeat(b, 1),
+        "depth": torch.full((b, frames), State.TARGET, dtype=torch.uint8),
+        "ray_d": torch.full((b, frames), State.ABSENT, dtype=torch.uint8),
+    }
+    t = sample_times(states, NoiseConfig(), g)
+    assert (t["ray_d"] == 1).all()
+    lowest_target = torch.cat([t["rgb"][:, 1:3], t["depth"]], dim=1).amin(1)
+    history = t["rgb"][:, [0, 3]]
+    assert (history < lowest_target[:, None]).all()
+    clean_fraction = (history == 0).float().mean()
+    assert 0.4 < clean_fraction < 0.6
+    # Shifted uniform levels: median of shift_time(U, 3) is 0.75.
+    assert abs(float(t["depth"].median()) - 0.75) < 0.05
+
+
+def test_add_noise_interpolates_per_frame():
+    g = torch.Generator().manual_seed(3)
+    z0 = {"rgb": torch.randn(2, 3, 4, 5, 5, generator=g)}
+    t = {"rgb": torch.tensor([[0.0, 0.25, 1.0, 0.5], [1.0, 1.0, 0.0, 0.0]])}
+    noisy, noise = add_noise(z0, t, g)
+    level = t["rgb"][:, None, :, None, None]
+    torch.testing.assert_close(noisy["rgb"], (1 - level) * z0["rgb"] + level * noise["rgb"])
+    assert torch.equal(noisy["rgb"][0, :, 0], z0["rgb"][0, :, 0])
+    assert torch.equal(noisy["rgb"][1, :, 0], noise["rgb"][1, :, 0])
