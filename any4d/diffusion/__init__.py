@@ -8,6 +8,14 @@ from any4d.diffusion.loss import LossTerms, flow_matching_loss
 from any4d.diffusion.masks import PRESETS, TRAINING_PATTERNS, Layout, Mask, State
 from any4d.diffusion.noise import NoiseConfig, add_noise, sample_patterns, sample_times, shift_time
 from any4d.diffusion.sampler import make_scheduler, sample
+from any4d.diffusion.scoring import (
+    anchor_pairs,
+    combined_score,
+    geometric_score,
+    photometric_score,
+)
+from any4d.diffusion.search import SearchResult, search
+from any4d.diffusion.uncertainty import Uncertainty, posterior_spread
 
 __all__ = [
     "PRESETS",
@@ -16,12 +24,20 @@ __all__ = [
     "LossTerms",
     "Mask",
     "NoiseConfig",
+    "SearchResult",
     "State",
+    "Uncertainty",
     "add_noise",
+    "anchor_pairs",
+    "combined_score",
     "flow_matching_loss",
+    "geometric_score",
     "make_scheduler",
+    "photometric_score",
+    "posterior_spread",
     "sample",
     "sample_patterns",
     "sample_times",
+    "search",
     "shift_time",
 ]
