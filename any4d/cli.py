@@ -2,6 +2,7 @@
 
 Subcommands:
   render   render a procedural clip and save its RGB | depth | rays grid as a PNG
+  train    train the four-stream model (one process, or many under torchrun)
 
 Heavy modules (torch, the synthetic world) are imported inside each handler so that
 ``any4d --help`` answers at once.
@@ -10,6 +11,7 @@ Heavy modules (torch, the synthetic world) are imported inside each handler so t
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from collections.abc import Sequence
 
@@ -46,6 +48,18 @@ def _render(args: argparse.Namespace) -> int:
         print(f"wrote {scene.save(args.save_scene)}")
     caption = f": {scene.text}" if scene.text else ""
     print(f"seed {args.seed}: {scene!r}{caption}")
+    return 0
+
+
+def _train(args: argparse.Namespace) -> int:
+    from any4d.train import load_config, train
+
+    config = load_config(args.config, args.overrides)
+    result = train(config, resume=args.resume, progress=not args.no_progress)
+    if int(os.environ.get("RANK", "0")) == 0:
+        state = "stopped (SIGTERM) at" if result.interrupted else "finished at"
+        print(f"{state} step {result.step}; metrics: {result.metrics}")
+        print(f"checkpoint: {result.checkpoint}")
     return 0
 
 
@@ -94,6 +108,25 @@ def build_parser() -> argparse.ArgumentParser:
         help="also save the clip itself (Scene.save) to this file",
     )
     render.set_defaults(handler=_render)
+
+    training = commands.add_parser(
+        "train",
+        help="train the four-stream model (one process, or many under torchrun)",
+        description=(
+            "Train with a named config (tiny-synthetic: CPU, minutes; wan2.1-1.3b: the paper's "
+            "recipe on GPUs) or a YAML file, optionally overriding fields as section.field=value. "
+            "Several processes: torchrun --nproc_per_node N -m any4d train --config …"
+        ),
+    )
+    training.add_argument("--config", required=True, help="a named config or a YAML file")
+    training.add_argument(
+        "--resume", action="store_true", help="continue from the newest checkpoint of output_dir"
+    )
+    training.add_argument("--no-progress", action="store_true", help="no progress bar")
+    training.add_argument(
+        "overrides", nargs="*", metavar="KEY=VALUE", help="e.g. steps=50 optim.lr=3e-4"
+    )
+    training.set_defaults(handler=_train)
     return parser
 
 
@@ -104,10 +137,16 @@ def main(argv: Sequence[str] | None = None) -> int:
     (a bad combination of settings) is reported in one line with status 1.
     """
     parser = build_parser()
-    args = parser.parse_args(argv)
+    args, extra = parser.parse_known_args(argv)
+    # Overrides may sit between options (``train --config x steps=5 --resume lr=…``).
+    stray = [a for a in extra if a.startswith("-") or "=" not in a]
+    if stray or (extra and args.command != "train"):
+        parser.error(f"unrecognized arguments: {' '.join(stray or extra)}")
+    if extra:
+        args.overrides = [*args.overrides, *extra]
     try:
         return args.handler(args)
-    except ValueError as error:
+    except (ValueError, FileNotFoundError) as error:
         print(f"any4d {args.command}: error: {error}", file=sys.stderr)
         return 1
 

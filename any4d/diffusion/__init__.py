@@ -4,7 +4,7 @@ Never imports ``any4d.model``: samplers and losses take any callable with the mo
 (DESIGN §4).
 """
 
-from any4d.diffusion.loss import LossTerms, flow_matching_loss
+from any4d.diffusion.loss import LossTerms, flow_matching_loss, target_counts
 from any4d.diffusion.masks import PRESETS, TRAINING_PATTERNS, Layout, Mask, State
 from any4d.diffusion.noise import NoiseConfig, add_noise, sample_patterns, sample_times, shift_time
 from any4d.diffusion.sampler import make_scheduler, sample
@@ -31,6 +31,7 @@ __all__ = [
     "anchor_pairs",
     "combined_score",
     "flow_matching_loss",
+    "target_counts",
     "geometric_score",
     "make_scheduler",
     "photometric_score",

@@ -41,9 +41,15 @@ def atomic_write(path: Path, write: Callable[[str], None]) -> None:
 
 def save_pretrained(model: nn.Module, directory: str | Path) -> Path:
     """Write the model's config and weights into ``directory`` (created if needed)."""
+    return save_state(model.state_dict(), model.config, directory)
+
+
+def save_state(state: dict[str, Tensor], config: TransformerConfig, directory: str | Path) -> Path:
+    """Write a transformer's state dict and config in our format (what ``from_pretrained``
+    reads); used directly when the state was gathered from a sharded model."""
     directory = Path(directory)
     directory.mkdir(parents=True, exist_ok=True)
-    state = {key: value.detach().contiguous() for key, value in model.state_dict().items()}
+    state = {key: value.detach().contiguous() for key, value in state.items()}
     atomic_write(
         directory / WEIGHTS_NAME,
         lambda tmp: save_file(state, tmp, metadata={"format": FORMAT}),
@@ -51,9 +57,9 @@ def save_pretrained(model: nn.Module, directory: str | Path) -> Path:
     meta = {
         "format": FORMAT,
         "format_version": FORMAT_VERSION,
-        "class": type(model).__name__,
-        "dtype": str(next(model.parameters()).dtype).removeprefix("torch."),
-        "config": model.config.to_dict(),
+        "class": "Any4DTransformer",
+        "dtype": str(next(iter(state.values())).dtype).removeprefix("torch."),
+        "config": config.to_dict(),
     }
 
     def write_config(tmp: str) -> None:

@@ -1,0 +1,282 @@
+"""Training configuration: dataclasses, YAML files, command-line overrides, named configs.
+
+A config is a tree of frozen dataclasses. ``load_config("tiny-synthetic")`` reads a named config
+shipped in ``any4d/train/configs/``; ``load_config("my.yaml", ["optim.lr=3e-4"])`` a file with
+overrides (``section.field=value``, the value parsed as YAML). Unknown keys, in a file or an
+override, are errors that name the key and the keys that exist.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field, fields
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+MODALITY_NAMES = ("rgb", "depth", "cameras", "text")
+
+
+@dataclass(frozen=True)
+class ModelSection:
+    """preset: a model preset (``any4d.model.PRESETS``); overrides: its fields to replace;
+    wan_path: a local Wan2.1 transformer to start every stream from (``from_wan``), or None for
+    a random init; gradient_checkpointing: recompute activations in the backward pass."""
+
+    preset: str = "tiny"
+    overrides: dict[str, Any] = field(default_factory=dict)
+    wan_path: str | None = None
+    gradient_checkpointing: bool = False
+
+
+@dataclass(frozen=True)
+class TokenizerSection:
+    """kind: "pixel" (``PixelTokenizer(stride)``) or "wan_vae" (``WanVAETokenizer`` from
+    ``vae_path``, a local diffusers directory or ``Wan2.1_VAE.pth``)."""
+
+    kind: str = "pixel"
+    stride: int = 2
+    vae_path: str | None = None
+
+    def __post_init__(self) -> None:
+        if self.kind not in ("pixel", "wan_vae"):
+            raise ValueError(f"tokenizer.kind={self.kind!r} (expected 'pixel' or 'wan_vae')")
+        if self.kind == "wan_vae" and not self.vae_path:
+            raise ValueError("tokenizer.kind='wan_vae' needs tokenizer.vae_path (a local path)")
+
+
+@dataclass(frozen=True)
+class SyntheticSource:
+    """One procedural data set of a synthetic mixture: what it provides and how often."""
+
+    name: str
+    weight: float = 1.0
+    modalities: tuple[str, ...] = ("rgb", "depth", "cameras")
+
+    def __post_init__(self) -> None:
+        modalities = tuple(self.modalities)
+        if "rgb" not in modalities or any(m not in MODALITY_NAMES for m in modalities):
+            raise ValueError(
+                f"data.synthetic[{self.name!r}].modalities={list(modalities)} (expected names "
+                f"from {MODALITY_NAMES} including 'rgb')"
+            )
+        if not self.weight >= 0:
+            raise ValueError(f"data.synthetic[{self.name!r}].weight={self.weight} (expected ≥ 0)")
+        object.__setattr__(self, "modalities", modalities)
+
+
+@dataclass(frozen=True)
+class DataSection:
+    """batch_size: the global batch (all processes and accumulation steps together).
+    mixture: a mixture YAML of real data sets (``any4d.data.load_mixture``), or None for the
+    procedural world: ``synthetic`` lists its data sets, ``num_frames``/``height``/``width`` its
+    clip shape. num_workers: DataLoader workers per process."""
+
+    batch_size: int = 8
+    num_workers: int = 0
+    mixture: str | None = None
+    synthetic: tuple[SyntheticSource, ...] = (SyntheticSource("synthetic"),)
+    num_frames: int = 5
+    height: int = 32
+    width: int = 32
+
+    def __post_init__(self) -> None:
+        sources = tuple(
+            s if isinstance(s, SyntheticSource) else _build(SyntheticSource, s, "data.synthetic")
+            for s in self.synthetic
+        )
+        object.__setattr__(self, "synthetic", sources)
+        if self.batch_size < 1:
+            raise ValueError(f"data.batch_size={self.batch_size} (expected ≥ 1)")
+        if self.mixture is None and not sources:
+            raise ValueError("data needs a mixture file or at least one synthetic source")
+
+
+@dataclass(frozen=True)
+class NoiseSection:
+    """Training noise (``any4d.diffusion.NoiseConfig``): pattern weights, time shift, and the
+    probability that a context group stays clean."""
+
+    patterns: dict[str, float] = field(
+        default_factory=lambda: {
+            "video": 1.0,
+            "geometry": 1.0,
+            "interpolate": 1.0,
+            "extrapolate": 1.0,
+            "depth_to_video": 1.0,
+        }
+    )
+    shift: float = 3.0
+    history_clean_prob: float = 0.5
+    stream_weights: dict[str, float] = field(
+        default_factory=lambda: {"rgb": 0.25, "depth": 0.25, "ray_d": 0.25, "ray_m": 0.25}
+    )
+
+
+@dataclass(frozen=True)
+class OptimSection:
+    """AdamW with linear warm-up, then a constant rate (the paper's recipe)."""
+
+    lr: float = 1e-5
+    betas: tuple[float, float] = (0.9, 0.95)
+    weight_decay: float = 0.05
+    grad_clip: float = 5.0
+    warmup_steps: int = 1000
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "betas", tuple(self.betas))
+        if not self.lr > 0 or self.warmup_steps < 0 or not self.grad_clip > 0:
+            raise ValueError(
+                f"optim lr={self.lr}, warmup_steps={self.warmup_steps}, grad_clip="
+                f"{self.grad_clip} (expected lr > 0, warmup ≥ 0, grad_clip > 0)"
+            )
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """Everything a training run needs.
+
+    steps: optimiser steps; accumulation: micro-batches per step (per process); precision:
+    "fp32" or "bf16" (autocast; with FSDP, bf16 parameters in compute and fp32 reduction);
+    strategy: "auto" (FSDP2 above 200 M parameters, else DDP, when several processes), "ddp",
+    "fsdp"; ema_decay: keep an exponential moving average of the weights (None: off).
+    Checkpoints go to ``output_dir/checkpoints`` every ``checkpoint_every`` steps, the last
+    ``keep_last`` kept; metrics to ``output_dir/metrics.jsonl`` every ``log_every`` steps.
+    """
+
+    model: ModelSection = ModelSection()
+    tokenizer: TokenizerSection = TokenizerSection()
+    data: DataSection = DataSection()
+    noise: NoiseSection = NoiseSection()
+    optim: OptimSection = OptimSection()
+    steps: int = 100
+    accumulation: int = 1
+    precision: str = "fp32"
+    strategy: str = "auto"
+    ema_decay: float | None = None
+    seed: int = 0
+    output_dir: str = "runs/any4d"
+    checkpoint_every: int = 50
+    keep_last: int = 2
+    log_every: int = 1
+    tensorboard: bool = False
+
+    def __post_init__(self) -> None:
+        if self.precision not in ("fp32", "bf16"):
+            raise ValueError(f"precision={self.precision!r} (expected 'fp32' or 'bf16')")
+        if self.strategy not in ("auto", "ddp", "fsdp"):
+            raise ValueError(f"strategy={self.strategy!r} (expected 'auto', 'ddp' or 'fsdp')")
+        for name in ("steps", "accumulation", "checkpoint_every", "keep_last", "log_every"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"{name}={getattr(self, name)} (expected ≥ 1)")
+        if self.ema_decay is not None and not 0 < self.ema_decay < 1:
+            raise ValueError(f"ema_decay={self.ema_decay} (expected in (0, 1) or null)")
+
+    def to_dict(self) -> dict[str, Any]:
+        return _plain(dataclasses.asdict(self))
+
+
+# Sections whose change makes an old checkpoint the wrong starting point.
+IDENTITY_SECTIONS = ("model", "tokenizer", "data", "noise", "optim", "seed", "accumulation")
+
+
+def _plain(value):
+    """Tuples → lists, recursively (what YAML / JSON give back)."""
+    if isinstance(value, dict):
+        return {k: _plain(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_plain(v) for v in value]
+    return value
+
+
+def _build(cls, data, where: str):
+    """``cls(**data)`` for a dataclass, nested sections included; unknown keys are errors."""
+    if isinstance(data, cls):
+        return data
+    if not isinstance(data, dict):
+        raise ValueError(f"{where} must be a mapping, got {data!r}")
+    known = {f.name: f for f in fields(cls)}
+    unknown = sorted(set(data) - set(known))
+    if unknown:
+        raise ValueError(f"{where}: unknown key(s) {unknown} (expected some of {sorted(known)})")
+    kwargs = {}
+    for name, value in data.items():
+        section = _SECTIONS.get((cls, name))
+        kwargs[name] = _build(section, value, f"{where}.{name}") if section else value
+    try:
+        return cls(**kwargs)
+    except TypeError as error:
+        raise ValueError(f"{where}: {error}") from None
+
+
+_SECTIONS = {
+    (TrainConfig, "model"): ModelSection,
+    (TrainConfig, "tokenizer"): TokenizerSection,
+    (TrainConfig, "data"): DataSection,
+    (TrainConfig, "noise"): NoiseSection,
+    (TrainConfig, "optim"): OptimSection,
+}
+
+
+def named_configs() -> list[str]:
+    """Names of the configs shipped with any4d."""
+    folder = resources.files("any4d.train") / "configs"
+    return sorted(
+        p.name.removesuffix(".yaml") for p in folder.iterdir() if p.name.endswith(".yaml")
+    )
+
+
+def _read(name_or_path: str) -> tuple[dict, str]:
+    path = Path(name_or_path)
+    if path.suffix in (".yaml", ".yml") or path.exists():
+        if not path.is_file():
+            raise FileNotFoundError(f"config file {path} does not exist")
+        text, where = path.read_text(encoding="utf-8"), str(path)
+    else:
+        shipped = resources.files("any4d.train") / "configs" / f"{name_or_path}.yaml"
+        if not shipped.is_file():
+            raise ValueError(
+                f"config {name_or_path!r} is neither a file nor a named config "
+                f"(named: {named_configs()})"
+            )
+        text, where = shipped.read_text(encoding="utf-8"), f"config {name_or_path!r}"
+    try:
+        data = yaml.safe_load(text) or {}
+    except yaml.YAMLError as error:
+        raise ValueError(f"{where} is not valid YAML: {error}") from None
+    if not isinstance(data, dict):
+        raise ValueError(f"{where} must hold a mapping of config sections")
+    return data, where
+
+
+def apply_override(data: dict, override: str) -> None:
+    """Set ``section.field=value`` (value parsed as YAML) in a nested dict, in place."""
+    key, sep, text = override.partition("=")
+    if not sep or not key:
+        raise ValueError(f"override {override!r} (expected key=value, e.g. optim.lr=1e-4)")
+    try:
+        value = yaml.safe_load(text)
+    except yaml.YAMLError:
+        value = text
+    *parents, leaf = key.split(".")
+    node = data
+    for part in parents:
+        node = node.setdefault(part, {})
+        if not isinstance(node, dict):
+            raise ValueError(f"override {override!r}: {part} is not a section")
+    node[leaf] = value
+
+
+def load_config(name_or_path: str, overrides: list[str] = ()) -> TrainConfig:
+    """A named config or a YAML file, with ``section.field=value`` overrides applied."""
+    data, where = _read(name_or_path)
+    for override in overrides:
+        apply_override(data, override)
+    return _build(TrainConfig, data, where)
+
+
+def config_from_dict(data: dict) -> TrainConfig:
+    """Inverse of ``TrainConfig.to_dict`` (unknown keys are errors)."""
+    return _build(TrainConfig, data, "config")

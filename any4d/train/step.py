@@ -1,0 +1,101 @@
+"""One micro-batch of diffusion-forcing training data: scenes → noisy latents and targets.
+
+Per sample (slot): the tokenizer's latents of every model stream (zeros where the scene lacks
+the modality: those groups are absent), one training pattern its modalities allow, a flow time
+per group and Gaussian noise — all drawn from the slot's own generator, so a sample is the same
+whichever process or micro-batch it lands in.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import torch
+from torch import Tensor
+
+from any4d.data import Scene
+from any4d.diffusion import NoiseConfig, sample_patterns, sample_times, target_counts
+from any4d.train.data import slot_generator
+
+
+@dataclass(frozen=True, eq=False)
+class MicroBatch:
+    """latents: stream → (B, C, T', H', W') clean latents z₀; noise: ε of the same shapes;
+    noisy: ``(1 − t) z₀ + t ε``; times: stream → (B, T') flow time per group; states: stream →
+    (B, T') group states; pixel_weights: stream → (B, T', H', W') loss weights inside targets
+    (depth: the valid fraction); frame_index: (T',) RoPE time indices; patterns: per sample;
+    counts: stream → weighted target elements (the loss denominators of this micro-batch)."""
+
+    latents: dict[str, Tensor]
+    noise: dict[str, Tensor]
+    noisy: dict[str, Tensor]
+    times: dict[str, Tensor]
+    states: dict[str, Tensor]
+    pixel_weights: dict[str, Tensor]
+    frame_index: Tensor
+    patterns: list[str]
+    counts: dict[str, float]
+
+    @property
+    def model_times(self) -> dict[str, Tensor]:
+        """Flow times shaped for the model, (B, T', 1, 1): one per latent frame."""
+        return {s: t[:, :, None, None] for s, t in self.times.items()}
+
+
+def prepare_micro_batch(
+    scenes: Sequence[Scene],
+    slots: Sequence[int],
+    step: int,
+    *,
+    tokenizer,
+    streams: Sequence[str],
+    noise: NoiseConfig,
+    seed: int,
+    device: torch.device,
+) -> MicroBatch:
+    """Tokenise ``scenes`` and draw each slot's pattern, times and noise (module docstring)."""
+    context = (-1,) if tokenizer.temporal_stride > 1 else ()  # the interpolation pattern's
+    clip = tokenizer.encode(list(scenes), context_frames=context).to(device)
+    reference = clip.grids["rgb"]
+    latents, available = {}, {}
+    for s in streams:
+        latents[s] = clip.grids.get(s, torch.zeros_like(reference))
+        available[s] = clip.available.get(
+            s, torch.zeros(reference.shape[0], dtype=torch.bool, device=device)
+        )
+    rows = {"states": [], "times": []}
+    noises = {s: [] for s in streams}
+    patterns = []
+    for b, slot in enumerate(slots):
+        generator = slot_generator(seed, step, slot, "noise")
+        flags = {s: available[s][b : b + 1].cpu() for s in streams}
+        states, names = sample_patterns(clip, flags, noise, generator)
+        rows["states"].append(states)
+        rows["times"].append(sample_times(states, noise, generator))
+        patterns += names
+        for s in streams:
+            eps = torch.randn(latents[s].shape[1:], generator=generator, dtype=reference.dtype)
+            noises[s].append(eps)
+    states = {s: torch.cat([r[s] for r in rows["states"]]).to(device) for s in streams}
+    times = {s: torch.cat([r[s] for r in rows["times"]]).to(device) for s in streams}
+    eps = {s: torch.stack(noises[s]).to(device) for s in streams}
+    noisy = {}
+    for s in streams:
+        level = times[s].to(reference.dtype)[:, None, :, None, None]
+        noisy[s] = (1 - level) * latents[s] + level * eps[s]
+    pixel_weights = {}
+    if clip.depth_valid is not None and "depth" in streams:
+        pixel_weights["depth"] = clip.depth_valid
+    shapes = {s: latents[s].shape for s in streams}
+    return MicroBatch(
+        latents=latents,
+        noise=eps,
+        noisy=noisy,
+        times=times,
+        states=states,
+        pixel_weights=pixel_weights,
+        frame_index=clip.frame_index,
+        patterns=patterns,
+        counts=target_counts(states, shapes, pixel_weights),
+    )
