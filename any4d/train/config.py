@@ -9,6 +9,7 @@ override, are errors that name the key and the keys that exist.
 from __future__ import annotations
 
 import dataclasses
+import re
 from dataclasses import dataclass, field, fields
 from importlib import resources
 from pathlib import Path
@@ -191,6 +192,20 @@ def _plain(value):
     return value
 
 
+_EXPONENT = re.compile(r"[+-]?(\d+\.?\d*|\.\d+)[eE][+-]?\d+")
+
+
+def _number(value):
+    """YAML 1.1 reads ``3e-4`` (an exponent without a dot) as a string: read it as a float."""
+    if isinstance(value, str) and _EXPONENT.fullmatch(value.strip()):
+        return float(value)
+    if isinstance(value, dict):
+        return {k: _number(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_number(v) for v in value]
+    return value
+
+
 def _build(cls, data, where: str):
     """``cls(**data)`` for a dataclass, nested sections included; unknown keys are errors."""
     if isinstance(data, cls):
@@ -204,7 +219,7 @@ def _build(cls, data, where: str):
     kwargs = {}
     for name, value in data.items():
         section = _SECTIONS.get((cls, name))
-        kwargs[name] = _build(section, value, f"{where}.{name}") if section else value
+        kwargs[name] = _build(section, value, f"{where}.{name}") if section else _number(value)
     try:
         return cls(**kwargs)
     except TypeError as error:
@@ -261,6 +276,7 @@ def apply_override(data: dict, override: str) -> None:
     except yaml.YAMLError:
         value = text
     *parents, leaf = key.split(".")
+    value = _number(value)
     node = data
     for part in parents:
         node = node.setdefault(part, {})

@@ -1,0 +1,91 @@
+"""Training data: deterministic slots, process-independent batches, modality filtering."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from any4d.diffusion import NoiseConfig, State, flow_matching_loss
+from any4d.tokenize import PixelTokenizer
+from any4d.train import load_config
+from any4d.train.data import SlotDataset, SlotSampler, build_sources, keep_modalities
+from any4d.train.step import prepare_micro_batch
+
+STREAMS = ["rgb", "depth", "ray_d", "ray_m"]
+
+
+@pytest.fixture(scope="module")
+def dataset():
+    config = load_config("tiny-synthetic", ["data.num_frames=3", "data.height=16", "data.width=16"])
+    return SlotDataset(build_sources(config.data, temporal_stride=1), seed=0)
+
+
+def test_slots_partition_the_global_batch_for_any_split():
+    batch = 8
+    for world, accumulation in [(1, 1), (2, 1), (1, 4), (2, 2), (4, 2)]:
+        slots = []
+        for rank in range(world):
+            sampler = SlotSampler(batch, world, rank, accumulation, start=5, end=6)
+            slots += [slot for micro in sampler for _, slot in micro]
+        assert sorted(slots) == list(range(batch)), (world, accumulation)
+    with pytest.raises(ValueError, match="not divisible"):
+        SlotSampler(6, 4, 0, 1, 0, 1)
+
+
+def test_a_slot_is_the_same_clip_wherever_it_is_loaded(dataset):
+    _, first = dataset[(3, 5)]
+    _, again = dataset[(3, 5)]
+    _, other = dataset[(4, 5)]
+    assert torch.equal(first.rgb, again.rgb)
+    assert not torch.equal(first.rgb, other.rgb)
+
+
+def test_sources_are_drawn_by_weight_with_their_modalities(dataset):
+    picks = [dataset.pick(step, slot)[0].name for step in range(50) for slot in range(8)]
+    rgb_only = picks.count("synthetic-rgb-only") / len(picks)
+    assert 0.18 < rgb_only < 0.32  # weights 3 : 1
+    for step in range(10):
+        _, scene = dataset[(step, 0)]
+        source, _ = dataset.pick(step, 0)
+        assert (scene.depth is not None) == ("depth" in source.modalities)
+        assert (scene.cameras is not None) == ("cameras" in source.modalities)
+
+
+def test_keep_modalities_drops_what_a_source_does_not_provide(dataset):
+    _, scene = dataset[(0, 0)]
+    full = scene if scene.depth is not None else dataset[(1, 1)][1]
+    stripped = keep_modalities(full, ("rgb",))
+    assert stripped.depth is None and stripped.cameras is None and stripped.text is None
+    assert torch.equal(stripped.rgb, full.rgb)
+
+
+def test_rgb_only_samples_have_exactly_zero_loss_terms_for_other_streams(dataset):
+    """An RGB-only and a fully annotated clip in one batch: the RGB-only sample's depth and
+    ray groups are absent, so its terms of those streams are exactly zero."""
+    full = next(dataset[(s, 0)][1] for s in range(100) if dataset[(s, 0)][1].depth is not None)
+    rgb_only = keep_modalities(full, ("rgb",))
+    batch = prepare_micro_batch(
+        [full, rgb_only], [0, 1], 0, tokenizer=PixelTokenizer(2), streams=STREAMS,
+        noise=NoiseConfig(), seed=0, device=torch.device("cpu"),
+    )  # fmt: skip
+    for s in ("depth", "ray_d", "ray_m"):
+        assert (batch.states[s][1] == State.ABSENT).all()
+        assert (batch.times[s][1] == 1).all()
+        assert torch.equal(batch.noisy[s][1], batch.noise[s][1])  # pure placeholder noise
+    assert batch.patterns[1] == "video"
+    prediction = {s: torch.randn_like(v) for s, v in batch.latents.items()}
+    terms = flow_matching_loss(prediction, batch.latents, batch.noise, batch.states)
+    for s in ("depth", "ray_d", "ray_m"):
+        assert terms.sums[s][1] == 0
+    assert terms.sums["rgb"][1] > 0
+
+
+def test_micro_batch_draws_depend_only_on_the_slot(dataset):
+    scenes = [dataset[(2, slot)][1] for slot in range(4)]
+    kwargs = dict(tokenizer=PixelTokenizer(2), streams=STREAMS, noise=NoiseConfig(), seed=0,
+                  device=torch.device("cpu"))  # fmt: skip
+    together = prepare_micro_batch(scenes, [0, 1, 2, 3], 2, **kwargs)
+    alone = prepare_micro_batch(scenes[2:3], [2], 2, **kwargs)
+    for s in STREAMS:
+        assert torch.equal(together.noisy[s][2], alone.noisy[s][0])
+        assert torch.equal(together.times[s][2], alone.times[s][0])

@@ -1,0 +1,150 @@
+"""Whole training runs: the loss falls, resume after SIGKILL is exact, SIGTERM saves, DDP and
+FSDP2 on two CPU processes equal one process, and bad checkpoints are clear errors."""
+
+from __future__ import annotations
+
+import json
+import signal
+import subprocess
+import time
+
+import pytest
+import torch
+from safetensors.torch import load_file
+
+from any4d.cli import main
+from any4d.train import checkpoint as checkpoint_module
+from any4d.train import load_config, train
+from tests.train.runs import TINY, environment, losses, run, train_command
+
+
+def tiny(output, *overrides):
+    return load_config("tiny-synthetic", [*TINY, f"output_dir={output}", *overrides])
+
+
+def test_loss_falls_and_metrics_hold_every_stream(tmp_path, capsys):
+    status = main(["train", "--config", "tiny-synthetic", "--no-progress",
+                   f"output_dir={tmp_path}", *TINY, "steps=40", "checkpoint_every=20",
+                   "optim.lr=3e-3", "log_every=1"])  # fmt: skip
+    assert status == 0
+    printed = capsys.readouterr().out
+    assert f"checkpoint: {tmp_path / 'checkpoints' / 'step_000040'}" in printed
+    records = [json.loads(line) for line in (tmp_path / "metrics.jsonl").read_text().splitlines()]
+    assert [r["step"] for r in records] == list(range(1, 41))
+    for key in ("loss_rgb", "loss_depth", "loss_ray_d", "loss_ray_m", "lr", "grad_norm",
+                "tokens_per_s", "memory_gb"):  # fmt: skip
+        assert all(key in r for r in records), key
+        # None only for a batch in which no sample had a target of that stream
+        assert sum(r[key] is not None for r in records) >= 0.8 * len(records), key
+    first = sum(r["loss"] for r in records[:5]) / 5
+    last = sum(r["loss"] for r in records[-5:]) / 5
+    assert last < 0.6 * first, (first, last)
+    directory = tmp_path / "checkpoints" / "step_000040"
+    from any4d.model import Any4DTransformer
+
+    assert Any4DTransformer.from_pretrained(directory / "model").config.num_layers == 2
+
+
+def test_resume_after_sigkill_repeats_the_uninterrupted_losses(tmp_path):
+    overrides = ["steps=10", "checkpoint_every=3", "ema_decay=0.9"]
+    run(train_command(tmp_path / "straight", *overrides))
+    killed = tmp_path / "killed"
+    process = subprocess.Popen(train_command(killed, *overrides), env=environment(),
+                               stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)  # fmt: skip
+    metrics = killed / "metrics.jsonl"
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline and process.poll() is None:
+        if metrics.exists() and len(metrics.read_text().splitlines()) >= 5:
+            break
+        time.sleep(0.05)
+    process.send_signal(signal.SIGKILL)
+    process.wait()
+    assert (killed / "checkpoints" / "latest").is_file()
+    done = len(metrics.read_text().splitlines())
+    assert done < 10, "the run finished before it could be killed"
+    run(train_command(killed, *overrides, resume=True))
+    assert losses(killed) == losses(tmp_path / "straight")
+    straight = load_file(tmp_path / "straight/checkpoints/step_000010/ema.safetensors")
+    resumed = load_file(killed / "checkpoints/step_000010/ema.safetensors")
+    assert all(torch.equal(straight[k], resumed[k]) for k in straight)
+
+
+def test_sigterm_saves_the_current_step_and_exits(tmp_path):
+    process = subprocess.Popen(train_command(tmp_path, "steps=200", "checkpoint_every=100"),
+                               env=environment(), stdout=subprocess.PIPE, text=True)  # fmt: skip
+    metrics = tmp_path / "metrics.jsonl"
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline and not (metrics.exists() and metrics.read_text()):
+        time.sleep(0.05)
+    process.send_signal(signal.SIGTERM)
+    out, _ = process.communicate(timeout=120)
+    assert process.returncode == 0
+    assert "stopped (SIGTERM) at step" in out
+    step = int(out.split("stopped (SIGTERM) at step ")[1].split(";")[0])
+    assert 0 < step < 200
+    latest = (tmp_path / "checkpoints" / "latest").read_text().strip()
+    assert latest == f"step_{step:06d}"
+
+
+@pytest.mark.parametrize("strategy", ["ddp", "fsdp"])
+def test_two_cpu_processes_equal_one(tmp_path, strategy):
+    overrides = ["steps=3", "checkpoint_every=3", f"strategy={strategy}"]
+    run(train_command(tmp_path / "one", *overrides))
+    run(train_command(tmp_path / "two", *overrides, processes=2))
+    one, two = losses(tmp_path / "one"), losses(tmp_path / "two")
+    assert one.keys() == two.keys()
+    assert all(abs(one[k] - two[k]) <= 1e-5 * abs(one[k]) for k in one)
+    a = load_file(tmp_path / "one/checkpoints/step_000003/model/model.safetensors")
+    b = load_file(tmp_path / "two/checkpoints/step_000003/model/model.safetensors")
+    assert max(float((a[k] - b[k]).abs().max()) for k in a) <= 1e-5
+
+
+def test_existing_run_needs_resume_and_resume_needs_a_run(tmp_path):
+    train(tiny(tmp_path, "steps=2", "checkpoint_every=2"), progress=False)
+    with pytest.raises(ValueError, match="already holds checkpoints: pass --resume"):
+        train(tiny(tmp_path, "steps=4"), progress=False)
+    with pytest.raises(FileNotFoundError, match="no checkpoint to resume"):
+        train(tiny(tmp_path / "empty", "steps=2"), resume=True, progress=False)
+
+
+def test_checkpoint_from_another_config_is_refused(tmp_path):
+    train(tiny(tmp_path, "steps=2", "checkpoint_every=2"), progress=False)
+    with pytest.raises(ValueError, match=r"another config; model: checkpoint"):
+        train(tiny(tmp_path, "steps=4", "model.overrides={num_layers: 3}"), resume=True,
+              progress=False)  # fmt: skip
+
+
+@pytest.mark.parametrize("name", ["model/model.safetensors", "optimizer.pt", "trainer.json"])
+def test_truncated_checkpoint_files_are_clear_errors(tmp_path, name):
+    train(tiny(tmp_path, "steps=2", "checkpoint_every=2"), progress=False)
+    path = tmp_path / "checkpoints" / "step_000002" / name
+    path.write_bytes(path.read_bytes()[: path.stat().st_size // 2])
+    with pytest.raises(ValueError, match="corrupt|not a readable safetensors"):
+        train(tiny(tmp_path, "steps=4"), resume=True, progress=False)
+
+
+def test_a_failing_save_keeps_the_previous_checkpoint(tmp_path, monkeypatch):
+    train(tiny(tmp_path, "steps=2", "checkpoint_every=2"), progress=False)
+    good = tmp_path / "checkpoints" / "step_000002"
+    before = {p.name: p.read_bytes() for p in good.rglob("*") if p.is_file()}
+
+    def disk_full(*args, **kwargs):
+        raise OSError("No space left on device")
+
+    monkeypatch.setattr(checkpoint_module.torch, "save", disk_full)
+    with pytest.raises(OSError, match="No space left"):
+        train(tiny(tmp_path, "steps=4", "checkpoint_every=2"), resume=True, progress=False)
+    assert (tmp_path / "checkpoints" / "latest").read_text().strip() == "step_000002"
+    assert {p.name: p.read_bytes() for p in good.rglob("*") if p.is_file()} == before
+    assert not list((tmp_path / "checkpoints").glob(".tmp-*"))
+
+
+def test_mixture_with_a_missing_root_is_a_clear_error(tmp_path):
+    mixture = tmp_path / "mixture.yaml"
+    mixture.write_text(
+        "clip: {length: 3, height: 16, width: 16, temporal_stride: 1}\n"
+        f"datasets:\n  - {{name: kitti, reader: vkitti2, root: {tmp_path / 'nowhere'}, "
+        "modalities: [rgb, depth, cameras]}\n"
+    )
+    with pytest.raises((FileNotFoundError, ValueError), match="nowhere"):
+        train(tiny(tmp_path / "run", f"data.mixture={mixture}"), progress=False)
