@@ -89,10 +89,12 @@ def _check_protocol(protocol: str) -> None:
 
 def _as_depth(value: Tensor | np.ndarray, name: str) -> Tensor:
     value = torch.as_tensor(value)
+    if value.dim() == 4 and value.shape[1] == 1:  # a Scene's (T, 1, H, W)
+        value = value[:, 0]
     if value.dim() != 3:
         raise ValueError(
-            f"{name} has shape {tuple(value.shape)} (expected (T, H, W); a single image is "
-            "depth[None])"
+            f"{name} has shape {tuple(value.shape)} (expected (T, H, W) or (T, 1, H, W); a "
+            "single image is depth[None])"
         )
     return value.double()
 
@@ -141,6 +143,8 @@ def depth_metrics(
     mask = torch.ones_like(gt, dtype=torch.bool)
     if valid is not None:
         valid = torch.as_tensor(valid, device=pred.device)
+        if valid.dim() == 4 and valid.shape[1] == 1:  # a Scene's (T, 1, H, W)
+            valid = valid[:, 0]
         if valid.shape != gt.shape or valid.dtype != torch.bool:
             raise ValueError(
                 f"valid is {valid.dtype} of shape {tuple(valid.shape)} (expected bool of "

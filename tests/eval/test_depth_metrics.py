@@ -217,3 +217,12 @@ def test_depth_metrics_reject_mismatched_shapes_and_nan_predictions():
     pred[gt > 0] = np.nan
     with pytest.raises(ValueError, match="pred has NaN"):
         depth_metrics(pred, gt)
+
+
+def test_scene_shaped_depth_with_a_channel_axis_is_accepted():
+    g = torch.Generator().manual_seed(0)
+    gt = torch.rand(3, 8, 8, generator=g) + 0.5
+    pred = 2 * gt + 0.1
+    flat = depth_metrics(pred, gt, protocol="geo4d")
+    scene_shaped = depth_metrics(pred[:, None], gt[:, None], protocol="geo4d")
+    assert flat["abs_rel"] == scene_shaped["abs_rel"] and flat["rmse"] == scene_shaped["rmse"]
