@@ -1,0 +1,283 @@
+"""``Any4DPipeline``: a scene in, the completed scene out — tokenizer + model + sampler + search.
+
+    pipe = Any4DPipeline.from_pretrained("runs/demo/checkpoints/step_004000")
+    result = pipe(scene, task="geometry", steps=20, candidates=4, seed=0)
+    result.scene.depth, result.scene.cameras, result.scores, result.uncertainty
+
+``task`` is a preset name (``any4d.diffusion.PRESETS``) or a mask spec (``"rgb:0,-1 rays:all"``):
+what the scene observes (its clean groups) must be in the scene. Observed modalities come back
+exactly as given; the rest is generated. Depth and cameras are in the scene's own units when the
+scene carries a scale (depth, or cameras that move); from RGB alone they are up to one global
+scale (the clip's unit is the median depth, DESIGN §1).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import Tensor
+
+from any4d.data import Scene
+from any4d.diffusion import Layout, Mask, Uncertainty, sample, search
+from any4d.geometry import Cameras
+from any4d.model import Any4DTransformer
+from any4d.model.checkpoint import atomic_write
+
+PIPELINE_FILE = "pipeline.json"
+FORMAT = "any4d.pipeline"
+# Mask stream → the Scene modality an observed (clean) group needs.
+_NEEDS = {"rgb": "rgb", "depth": "depth", "ray_d": "cameras", "ray_m": "cameras"}
+
+
+@dataclass(frozen=True, eq=False)
+class Completion:
+    """What the pipeline returns.
+
+    scene:       the completed scene: RGB (T, 3, H, W), depth (T, 1, H, W), cameras (T,).
+    task:        the mask that was solved.
+    scores:      (L,) reprojection score of each candidate (None with one candidate).
+    best:        index of the kept candidate.
+    uncertainty: spread over the candidates (None with one candidate).
+    latents:     stream → (1, C, T', H', W') the completed latent grids.
+    failures:    what could not be decoded (e.g. rays that determine no camera: then the
+                 scene's cameras are None, or the observed ones if it had them).
+    """
+
+    scene: Scene
+    task: Mask
+    scores: Tensor | None
+    best: int
+    uncertainty: Uncertainty | None
+    latents: dict[str, Tensor]
+    failures: list[str]
+
+
+class Any4DPipeline:
+    """A tokenizer and a transformer, and the defaults they were trained with.
+
+    defaults: e.g. {"num_frames": 5, "height": 32, "width": 32, "steps": 20} — the clip shape
+    the model knows (``any4d complete`` resizes inputs to it) and sampler settings.
+    """
+
+    def __init__(self, model: Any4DTransformer, tokenizer, defaults: dict[str, Any] | None = None):
+        channels = getattr(tokenizer, "latent_channels", None)
+        if channels != model.config.in_channels:
+            raise ValueError(
+                f"the tokenizer makes {channels}-channel latents but the model expects "
+                f"{model.config.in_channels}"
+            )
+        self.model = model.eval()
+        self.tokenizer = tokenizer
+        self.defaults = dict(defaults or {})
+
+    @property
+    def device(self) -> torch.device:
+        return next(self.model.parameters()).device
+
+    def to(self, device) -> Any4DPipeline:
+        self.model.to(device)
+        if hasattr(self.tokenizer, "to"):
+            self.tokenizer.to(device)
+        return self
+
+    # ------------------------------------------------------------------ loading and saving
+
+    @classmethod
+    def from_pretrained(
+        cls, directory: str | Path, *, ema: bool = True, device: str | torch.device = "cpu"
+    ) -> Any4DPipeline:
+        """Load from a local directory (nothing is downloaded):
+
+        * our pipeline (``pipeline.json`` + ``model/``), as ``save_pretrained`` writes it;
+        * a training checkpoint (``step_N/`` with ``trainer.json``): its EMA weights when kept
+          and ``ema``, its tokenizer and clip shape from the training config;
+        * a Wan2.1 diffusers directory (``transformer/`` + ``vae/``): every stream from Wan.
+        """
+        from any4d.tokenize import PixelTokenizer, WanVAETokenizer
+
+        directory = Path(directory)
+        if not directory.is_dir():
+            raise FileNotFoundError(f"pipeline directory {directory} does not exist")
+        if (directory / PIPELINE_FILE).is_file():
+            meta = _read_json(directory / PIPELINE_FILE)
+            if meta.get("format") != FORMAT:
+                raise ValueError(f"{directory / PIPELINE_FILE} is not an any4d pipeline file")
+            tokenizer = _tokenizer(meta["tokenizer"], directory, device)
+            model = Any4DTransformer.from_pretrained(directory / "model", device=device)
+            return cls(model, tokenizer, meta.get("defaults"))
+        if (directory / "trainer.json").is_file():
+            config = _read_json(directory / "trainer.json")["config"]
+            section = config["tokenizer"]
+            if section["kind"] == "pixel":
+                tokenizer = PixelTokenizer(section["stride"])
+            else:
+                tokenizer = WanVAETokenizer.from_pretrained(section["vae_path"], device=device)
+            model = Any4DTransformer.from_pretrained(directory / "model", device=device)
+            if ema and (directory / "ema.safetensors").is_file():
+                from safetensors.torch import load_file
+
+                state = load_file(directory / "ema.safetensors")
+                model.load_state_dict({k: v.to(device) for k, v in state.items()}, strict=True)
+            data = config["data"]
+            defaults = {"num_frames": data["num_frames"], "height": data["height"],
+                        "width": data["width"]}  # fmt: skip
+            return cls(model, tokenizer, defaults)
+        if (directory / "transformer").is_dir() and (directory / "vae").is_dir():
+            model = Any4DTransformer.from_wan(directory / "transformer", device=device)
+            tokenizer = WanVAETokenizer.from_pretrained(directory / "vae", device=device)
+            return cls(model, tokenizer, {"num_frames": 49, "height": 240, "width": 320})
+        raise ValueError(
+            f"{directory} is not a pipeline: expected {PIPELINE_FILE} + model/, a training "
+            "checkpoint (trainer.json + model/), or a Wan2.1 diffusers directory "
+            "(transformer/ + vae/)"
+        )
+
+    def save_pretrained(self, directory: str | Path) -> Path:
+        """``pipeline.json`` + ``model/`` (+ ``vae/`` for the Wan VAE tokenizer)."""
+        from any4d.tokenize import PixelTokenizer
+
+        directory = Path(directory)
+        directory.mkdir(parents=True, exist_ok=True)
+        if isinstance(self.tokenizer, PixelTokenizer):
+            spec = {"kind": "pixel", "stride": self.tokenizer.spatial_stride}
+        else:
+            self.tokenizer.vae.save_pretrained(directory / "vae")
+            spec = {"kind": "wan_vae", "path": "vae"}
+        self.model.save_pretrained(directory / "model")
+        meta = {"format": FORMAT, "tokenizer": spec, "defaults": self.defaults}
+        atomic_write(directory / PIPELINE_FILE,
+                     lambda tmp: Path(tmp).write_text(json.dumps(meta, indent=2)))  # fmt: skip
+        return directory
+
+    # ------------------------------------------------------------------ running
+
+    def check_task(self, scene: Scene, task: str | Mask) -> Mask:
+        """The task as a ``Mask``; an error when it observes what the scene does not have."""
+        mask = Mask.parse(task)
+        for stream in mask.clean:
+            need = _NEEDS[stream]
+            if need != "rgb" and getattr(scene, need) is None:
+                raise ValueError(
+                    f"task {str(task)!r} observes {stream} (needs the scene's {need}) but the "
+                    f"scene has no {need}: give it, or choose a task that generates it"
+                )
+        return mask
+
+    @torch.no_grad()
+    def __call__(
+        self,
+        scene: Scene,
+        task: str | Mask = "geometry",
+        *,
+        steps: int | None = None,
+        guidance: float = 2.0,
+        candidates: int = 1,
+        seed: int = 0,
+        solver: str = "unipc",
+        shift: float = 3.0,
+        score: str = "photometric",
+        progress: bool = True,
+    ) -> Completion:
+        """Complete ``scene`` for ``task`` (module docstring). Deterministic given ``seed``."""
+        if not isinstance(scene, Scene):
+            raise ValueError(f"scene must be a Scene, got {type(scene).__name__}")
+        mask = self.check_task(scene, task)
+        steps = steps or int(self.defaults.get("steps", 40))
+        device = self.device
+        scene = _to(scene, device)
+        layout = Layout.for_stride(scene.num_frames, self.tokenizer.temporal_stride)
+        clip = self.tokenizer.encode(scene, context_frames=mask.context_frames(layout))
+        clip = _with_all_streams(clip, self.model.config.streams)
+        generator = torch.Generator(device=device).manual_seed(seed)
+        kwargs = dict(steps=steps, solver=solver, shift=shift, guidance=guidance,
+                      generator=generator, progress=progress)  # fmt: skip
+        if candidates <= 1:
+            grids = sample(self.model, clip, mask, **kwargs)
+            scores, best, uncertainty, failures = None, 0, None, []
+            try:
+                decoded = self.tokenizer.decode_streams(clip, grids)
+            except ValueError as error:  # rays that determine no camera: keep the rest
+                failures.append(f"cameras: {error}")
+                decoded = self.tokenizer.decode_streams(
+                    clip, {s: grids[s] for s in ("rgb", "depth") if s in grids}
+                )
+        else:
+            found = search(self.model, clip, mask, self.tokenizer, candidates=candidates,
+                           score_kind=score, **kwargs)  # fmt: skip
+            grids, decoded = found.latents, found.decoded
+            scores, best = found.scores[0], int(found.best[0])
+            uncertainty, failures = found.uncertainty, found.failures
+        completed = _keep_observed(scene, decoded, mask)
+        return Completion(completed, mask, scores, best, uncertainty, grids, failures)
+
+
+def _tokenizer(spec: dict, directory: Path, device):
+    from any4d.tokenize import PixelTokenizer, WanVAETokenizer
+
+    if spec.get("kind") == "pixel":
+        return PixelTokenizer(int(spec["stride"]))
+    if spec.get("kind") == "wan_vae":
+        return WanVAETokenizer.from_pretrained(directory / spec["path"], device=device)
+    raise ValueError(f"unknown tokenizer {spec!r} in {directory / PIPELINE_FILE}")
+
+
+def _read_json(path: Path) -> dict:
+    try:
+        data = json.loads(path.read_text())
+    except json.JSONDecodeError as error:
+        raise ValueError(f"{path} is not valid JSON: {error}") from None
+    if not isinstance(data, dict):
+        raise ValueError(f"{path} must hold a JSON object")
+    return data
+
+
+def _to(scene: Scene, device) -> Scene:
+    return dataclasses.replace(
+        scene,
+        rgb=scene.rgb.to(device),
+        depth=None if scene.depth is None else scene.depth.to(device),
+        cameras=None if scene.cameras is None else scene.cameras.to(device),
+    )
+
+
+def _with_all_streams(clip, streams):
+    """The clip with a grid for every model stream: zeros (targets to generate) where it has
+    none. Availability only guards clean groups, which ``check_task`` has checked."""
+    reference = clip.grids["rgb"]
+    grids = {s: clip.grids.get(s, torch.zeros_like(reference)) for s in streams}
+    available = {s: torch.ones(reference.shape[0], dtype=torch.bool, device=reference.device)
+                 for s in streams}  # fmt: skip
+    return dataclasses.replace(clip, grids=grids, available=available)
+
+
+def _keep_observed(scene: Scene, decoded: dict, mask: Mask) -> Scene:
+    """The decoded scene with every observed modality put back exactly as given."""
+    rgb = decoded["rgb"][0]
+    observed = sorted(mask.clean_frames("rgb", scene.num_frames))
+    if observed:
+        rgb = rgb.clone()
+        rgb[observed] = scene.rgb[observed].to(rgb.dtype)
+    depth = decoded.get("depth")
+    depth = None if depth is None else depth[0]
+    if scene.depth is not None and depth is not None:
+        frames = sorted(mask.clean_frames("depth", scene.num_frames))
+        depth = depth.clone()
+        depth[frames] = scene.depth[frames].to(depth.dtype)
+    cameras = decoded.get("cameras")
+    cameras = None if cameras is None else cameras[0]
+    ray_frames = mask.clean_frames("ray_d", scene.num_frames)
+    if cameras is None and len(ray_frames) == scene.num_frames:
+        cameras = scene.cameras
+    if scene.cameras is not None and cameras is not None and ray_frames:
+        K, c2w = cameras.K.clone(), cameras.c2w.clone()
+        frames = sorted(ray_frames)
+        K[frames] = scene.cameras.K[frames].to(K.dtype)
+        c2w[frames] = scene.cameras.c2w[frames].to(c2w.dtype)
+        cameras = Cameras.unchecked(K, c2w)
+    return Scene(rgb=rgb.clamp(-1, 1), depth=depth, cameras=cameras, text=scene.text,
+                 fps=scene.fps)  # fmt: skip
