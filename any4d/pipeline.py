@@ -8,7 +8,9 @@
 what the scene observes (its clean groups) must be in the scene. Observed modalities come back
 exactly as given; the rest is generated. Depth and cameras are in the scene's own units when the
 scene carries a scale (depth, or cameras that move); from RGB alone they are up to one global
-scale (the clip's unit is the median depth, DESIGN §1).
+scale (the clip's unit is the median depth, DESIGN §1). Unobserved data in the scene only sets
+that scale (its values are never seen: target groups start from noise); ``pipe.observed(scene,
+task)`` drops it, as evaluation must.
 """
 
 from __future__ import annotations
@@ -167,6 +169,17 @@ class Any4DPipeline:
                     f"scene has no {need}: give it, or choose a task that generates it"
                 )
         return mask
+
+    def observed(self, scene: Scene, task: str | Mask) -> Scene:
+        """The scene with only what ``task`` observes: depth without depth groups clean and
+        cameras without ray groups clean are dropped. Evaluation feeds this, so that not even
+        the clip scale (median depth, DESIGN §1) of unobserved data reaches the model."""
+        mask = self.check_task(scene, task)
+        return dataclasses.replace(
+            scene,
+            depth=scene.depth if "depth" in mask.clean else None,
+            cameras=scene.cameras if "ray_d" in mask.clean else None,
+        )
 
     @torch.no_grad()
     def __call__(

@@ -1,0 +1,120 @@
+"""Task scores of a completed scene against the truth, each beside trivial baselines.
+
+Every number gets a floor next to it, so a table says what a model adds:
+
+* ``geometry`` (depth + cameras from video): depth under a named protocol (default Geo4D's L1
+  scale + shift) against a **constant depth** (the true median — the L1-optimal constant, which
+  no alignment can improve); camera ATE against a **static camera** (every frame at one place:
+  after the best alignment, the spread of the true centres) and a **constant-velocity** path
+  (the best straight, uniform one).
+* ``interpolate`` (frames between the first and last): PSNR / SSIM of the generated frames
+  (0 and −1 excluded) against a **linear cross-fade** of the first and last frame.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+from torch import Tensor
+
+from any4d.data import Scene
+from any4d.eval.depth_metrics import depth_metrics
+from any4d.eval.image_metrics import image_metrics
+from any4d.eval.pose_metrics import pose_metrics
+
+TASKS = ("geometry", "interpolate")
+
+
+def _depth(pred: Tensor, truth: Scene, protocol: str) -> dict[str, float]:
+    metrics = depth_metrics(pred, truth.depth, valid=truth.depth > 0, protocol=protocol)
+    return {k: float(metrics[k]) for k in ("abs_rel", "rmse", "delta1")}
+
+
+def static_camera_ate(truth_c2w: Tensor) -> float:
+    """ATE of a camera that never moves: with every predicted centre at one point, the best
+    Sim(3) alignment puts it at the true centres' mean; what remains is their spread."""
+    centres = truth_c2w[:, :3, 3].double()
+    return math.sqrt(float((centres - centres.mean(0)).square().sum(-1).mean()))
+
+
+def constant_velocity_ate(truth_c2w: Tensor) -> float:
+    """ATE of the best constant-velocity path ``c_i = p + i·v`` (any start, any velocity): the
+    RMS residual of a line fit of the true centres against time. (A straight prediction cannot
+    go through evo's Sim(3) Umeyama — collinear centres leave its rotation undetermined — but
+    the best alignment of a uniform straight path is exactly this fit.)"""
+    centres = truth_c2w[:, :3, 3].double()
+    time = torch.arange(len(centres), dtype=torch.float64)
+    design = torch.stack([torch.ones_like(time), time], dim=1)  # (T, 2)
+    solution = torch.linalg.lstsq(design, centres).solution  # (2, 3)
+    residual = centres - design @ solution
+    return math.sqrt(float(residual.square().sum(-1).mean()))
+
+
+def _pose(pred_c2w: Tensor, truth_c2w: Tensor) -> dict[str, float]:
+    try:
+        return pose_metrics(pred_c2w.double().cpu(), truth_c2w.double().cpu())
+    except ValueError:  # a degenerate trajectory (e.g. static truth): no number, not NaN
+        return {"ate": None, "rpe_t": None, "rpe_r": None}
+
+
+def geometry_scores(pred: Scene, truth: Scene, protocol: str = "geo4d") -> dict[str, float]:
+    """Depth and pose of ``pred`` against ``truth`` (both Scenes of the same T, H, W)."""
+    scores = {}
+    if pred.depth is not None:
+        scores.update(_depth(pred.depth, truth, protocol))
+    if pred.cameras is not None:
+        scores.update(_pose(pred.cameras.c2w, truth.cameras.c2w))
+    return scores
+
+
+def geometry_baselines(truth: Scene, protocol: str = "geo4d") -> dict[str, dict[str, float]]:
+    """The floors: best constant depth, static camera, constant-velocity camera."""
+    constant = torch.ones_like(truth.depth)
+    valid = truth.depth[truth.depth > 0]
+    constant = constant * (valid.median() if valid.numel() else 1.0)
+    static = {"ate": static_camera_ate(truth.cameras.c2w), "rpe_t": None, "rpe_r": None}
+    return {
+        # A constant cannot be scale-aligned: the true median is the best L1 constant itself.
+        "constant depth": _depth(constant, truth, "none"),
+        "static camera": static,
+        "constant velocity": {
+            "ate": constant_velocity_ate(truth.cameras.c2w),
+            "rpe_t": None,
+            "rpe_r": None,
+        },
+    }
+
+
+def cross_fade(truth: Scene) -> Tensor:
+    """Linear blend of the first and last frame over the clip: (T, 3, H, W)."""
+    weights = torch.linspace(0, 1, truth.num_frames, dtype=truth.rgb.dtype)[:, None, None, None]
+    return (1 - weights) * truth.rgb[:1] + weights * truth.rgb[-1:]
+
+
+def interpolation_scores(pred: Scene, truth: Scene) -> dict[str, float]:
+    """PSNR (pooled as DFoT, and per-frame mean) and SSIM of frames 1 … T−2."""
+    metrics = image_metrics(pred.rgb, truth.rgb, context=(0, -1))
+    return {k: float(metrics[k]) for k in ("psnr_pooled", "psnr_frame_mean", "ssim")}
+
+
+def interpolation_baselines(truth: Scene) -> dict[str, dict[str, float]]:
+    metrics = image_metrics(cross_fade(truth), truth.rgb, context=(0, -1))
+    return {"cross-fade": {k: float(metrics[k]) for k in ("psnr_pooled", "psnr_frame_mean",
+                                                             "ssim")}}  # fmt: skip
+
+
+def task_scores(task: str, pred: Scene, truth: Scene) -> dict[str, float]:
+    if task == "geometry":
+        return geometry_scores(pred, truth)
+    if task == "interpolate":
+        return interpolation_scores(pred, truth)
+    raise ValueError(f"task={task!r} (expected one of {TASKS})")
+
+
+def task_baselines(task: str, truth: Scene) -> dict[str, dict[str, float]]:
+    if task == "geometry":
+        return geometry_baselines(truth)
+    if task == "interpolate":
+        return interpolation_baselines(truth)
+    raise ValueError(f"task={task!r} (expected one of {TASKS})")
