@@ -4,6 +4,7 @@ Subcommands:
   render   render a procedural clip and save its RGB | depth | rays grid as a PNG
   train    train the four-stream model (one process, or many under torchrun)
   demo     every task on held-out procedural scenes with the shipped model: pictures + table
+  complete run a task on your video or folder of frames and write every output
   eval     a task over a data split: per-clip JSON and a table beside trivial baselines
 
 Heavy modules (torch, the synthetic world) are imported inside each handler so that
@@ -73,6 +74,21 @@ def _demo(args: argparse.Namespace) -> int:
     print(markdown(results))
     print(f"wrote {args.out}/table.md, results.json and one picture per task "
           f"({results['seconds']:.0f} s)")  # fmt: skip
+    return 0
+
+
+def _complete(args: argparse.Namespace) -> int:
+    from any4d.complete import complete
+
+    out = complete(
+        args.input, task=args.task, out=args.out, checkpoint=args.checkpoint,
+        cameras=args.cameras, intrinsics=args.intrinsics, depth=args.depth,
+        depth_scale=args.depth_scale, start=args.start, stride=args.stride, steps=args.steps,
+        guidance=args.guidance, candidates=args.candidates, seed=args.seed,
+        progress=not args.no_progress,
+    )  # fmt: skip
+    print(f"wrote {out}: scene.safetensors, grid.png, frames/, depth/, cameras/, points.ply, "
+          "result.json")  # fmt: skip
     return 0
 
 
@@ -173,6 +189,59 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--steps", type=_positive_int, default=20, help="sampling steps")
     demo.add_argument("--seed", type=int, default=0)
     demo.set_defaults(handler=_demo)
+
+    tasks = (
+        "video: generate the rest of the clip, its depth and cameras from frame 0; "
+        "geometry: depth + cameras from the video; depth: depth given the cameras; "
+        "interpolate: the frames between the first and last, given the cameras; "
+        "extrapolate: the frames after the first, given the cameras; depth_to_video: the video "
+        "from frame 0 and the depth; sparse_geometry: everything from the first and last frame; "
+        "or a mask spec such as 'rgb:0,-1 rays:all' (the clean frames per stream)"
+    )
+    completing = commands.add_parser(
+        "complete",
+        help="run a task on your video or folder of frames and write every output",
+        description="Complete a clip of your own. Tasks — " + tasks,
+    )
+    completing.add_argument("input", help="a video file or a folder of frames")
+    completing.add_argument("--task", default="geometry", help="a task name or a mask spec")
+    completing.add_argument(
+        "--checkpoint",
+        default=None,
+        help="a pipeline or training checkpoint (default: the shipped one)",
+    )
+    completing.add_argument(
+        "--cameras",
+        default=None,
+        help="poses: our JSON, a nerfstudio transforms.json or a COLMAP text folder",
+    )
+    completing.add_argument(
+        "--intrinsics",
+        default=None,
+        metavar="FX,FY,CX,CY",
+        help="pixels of the input frames (replaces the cameras file's K)",
+    )
+    completing.add_argument("--depth", default=None, help="a folder of .npy metres or 16-bit PNGs")
+    completing.add_argument(
+        "--depth-scale",
+        type=float,
+        default=1000.0,
+        help="PNG depth codes per metre (default 1000: millimetres)",
+    )
+    completing.add_argument("--start", type=int, default=0, help="first frame (default 0)")
+    completing.add_argument("--stride", type=_positive_int, default=1, help="frame step")
+    completing.add_argument("--steps", type=_positive_int, default=None, help="sampling steps")
+    completing.add_argument("--guidance", type=float, default=2.0, help="history guidance w")
+    completing.add_argument(
+        "--candidates",
+        type=_positive_int,
+        default=1,
+        help="test-time search over this many samples",
+    )
+    completing.add_argument("--seed", type=int, default=0)
+    completing.add_argument("--out", default="any4d-out", help="output folder")
+    completing.add_argument("--no-progress", action="store_true")
+    completing.set_defaults(handler=_complete)
 
     evaluate = commands.add_parser(
         "eval",

@@ -80,15 +80,26 @@ def wrap(model: nn.Module, strategy: str, processes: Processes, precision: str) 
     if strategy == "fsdp":
         from torch.distributed.device_mesh import init_device_mesh
         from torch.distributed.fsdp import MixedPrecisionPolicy, fully_shard
+        from torch.distributed.tensor import Shard
 
         mesh = init_device_mesh(processes.device.type, (processes.world,))
         policy = MixedPrecisionPolicy(
             param_dtype=torch.bfloat16 if precision == "bf16" else None,
             reduce_dtype=torch.float32,
         )
+        streams = len(model.config.streams)
+
+        def placement(parameter: torch.Tensor) -> Shard:
+            # Per-stream weights are stacked on dim 0 (size = streams, e.g. 4): sharding it
+            # would split over at most 4 processes. Shard the next dim when it is larger.
+            stacked = parameter.dim() >= 2 and parameter.shape[0] == streams
+            if stacked and parameter.shape[1] >= processes.world:
+                return Shard(1)
+            return Shard(0)
+
         for block in model.blocks:
-            fully_shard(block, mesh=mesh, mp_policy=policy)
-        fully_shard(model, mesh=mesh, mp_policy=policy)
+            fully_shard(block, mesh=mesh, mp_policy=policy, shard_placement_fn=placement)
+        fully_shard(model, mesh=mesh, mp_policy=policy, shard_placement_fn=placement)
         return model
     raise ValueError(f"strategy={strategy!r} (expected 'none', 'ddp' or 'fsdp')")
 

@@ -77,6 +77,21 @@ def build_model(config: TrainConfig, channels: int) -> Any4DTransformer:
     return model
 
 
+# Parameters that are offsets or scales, not weight matrices: no weight decay (as DiT, GPT-2).
+_NO_DECAY = ("bias", "norm", "modulation")
+
+
+def parameter_groups(model: torch.nn.Module, weight_decay: float) -> list[dict]:
+    """AdamW groups: decay on weight matrices; none on biases, norms and modulation tables."""
+    decay, plain = [], []
+    for name, parameter in model.named_parameters():
+        (plain if any(part in name for part in _NO_DECAY) else decay).append(parameter)
+    return [
+        {"params": decay, "weight_decay": weight_decay},
+        {"params": plain, "weight_decay": 0.0},
+    ]
+
+
 def learning_rate(config: TrainConfig, step: int) -> float:
     """Linear warm-up over ``warmup_steps``, then constant (the paper's schedule)."""
     warmup = config.optim.warmup_steps
@@ -111,10 +126,9 @@ def _train(config: TrainConfig, resume: bool, progress: bool, processes: Process
     strategy = choose_strategy(config.strategy, model, processes)
     wrapped = wrap(model, strategy, processes, config.precision)
     optimizer = torch.optim.AdamW(
-        wrapped.parameters(),
+        parameter_groups(wrapped, config.optim.weight_decay),
         lr=config.optim.lr,
         betas=config.optim.betas,
-        weight_decay=config.optim.weight_decay,
     )
     ema = None
     if config.ema_decay is not None:

@@ -64,12 +64,13 @@ def prepare_micro_batch(
         available[s] = clip.available.get(
             s, torch.zeros(reference.shape[0], dtype=torch.bool, device=device)
         )
+    flags_cpu = {s: available[s].cpu() for s in streams}  # one transfer, not one per sample
     rows = {"states": [], "times": []}
     noises = {s: [] for s in streams}
     patterns = []
     for b, slot in enumerate(slots):
         generator = slot_generator(seed, step, slot, "noise")
-        flags = {s: available[s][b : b + 1].cpu() for s in streams}
+        flags = {s: flags_cpu[s][b : b + 1] for s in streams}
         states, names = sample_patterns(clip, flags, noise, generator)
         rows["states"].append(states)
         rows["times"].append(sample_times(states, noise, generator))
