@@ -88,9 +88,7 @@ def run_demo(
         keys = sorted({k for s in ours for k in s})
         summary = {"any4d": {k: _mean([s.get(k) for s in ours]) for k in keys}}
         for name in sorted({n for f in floors for n in f}):
-            summary[name] = {
-                k: _mean([f[name].get(k) for f in floors if name in f]) for k in keys
-            }
+            summary[name] = {k: _mean([f[name].get(k) for f in floors if name in f]) for k in keys}
         results[preset] = summary
     results["floors"] = check_floors(results)
     results["seconds"] = time.perf_counter() - started
@@ -134,9 +132,7 @@ def markdown(results: dict) -> str:
              "|---|---|" + "---|" * len(columns)]  # fmt: skip
     for preset in PRESETS:
         for method, scores in results[preset].items():
-            cells = [
-                "–" if scores.get(c) is None else f"{scores[c]:.3g}" for c in columns
-            ]
+            cells = ["–" if scores.get(c) is None else f"{scores[c]:.3g}" for c in columns]
             lines.append(f"| {preset} | {method} | " + " | ".join(cells) + " |")
     lines.append("")
     for name, passed in results["floors"].items():
