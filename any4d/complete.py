@@ -7,7 +7,8 @@ The clip is read with ``any4d.data.read_user_scene`` (optional cameras, intrinsi
 clip shape (intrinsics follow), completed by the pipeline, and written as:
 
     scene.safetensors        the completed Scene (Scene.load reads it back)
-    grid.png                 RGB | depth | ray directions | ray moments per frame
+    grid.png, video.mp4      RGB | depth | ray directions | ray moments per frame
+    cameras.png              the camera frustums and trajectory
     depth.npz, depth/*.png   depth in metres (float32), and as 16-bit millimetre PNGs
     points.ply               the coloured point cloud of every frame
     cameras/                 COLMAP text, nerfstudio transforms.json, TUM trajectory, our JSON
@@ -79,7 +80,7 @@ def complete(
     from any4d.data import read_user_scene, resize_and_crop
     from any4d.demo import shipped_checkpoint
     from any4d.pipeline import Any4DPipeline
-    from any4d.viz import save_clip_grid, save_png
+    from any4d.viz import plot_cameras, save_clip_grid, save_png, scene_video
     from any4d.viz.exports_cameras import (
         write_cameras_json,
         write_colmap_text,
@@ -108,6 +109,7 @@ def complete(
     out.mkdir(parents=True, exist_ok=True)
     scene.save(out / "scene.safetensors")
     save_clip_grid(scene, out / "grid.png")
+    scene_video(scene, out / "video.mp4")
     names = [f"{i:06d}.png" for i in range(scene.num_frames)]
     for name, frame in zip(names, scene.rgb, strict=True):
         save_png((frame + 1) / 2, out / "frames" / name)
@@ -119,6 +121,7 @@ def complete(
             points, colors = scene_point_cloud(scene)
             write_ply(out / "points.ply", points, colors)
     if scene.cameras is not None:
+        plot_cameras(out / "cameras.png", scene.cameras, image_size=(scene.height, scene.width))
         size = (scene.height, scene.width)
         cams = out / "cameras"
         write_colmap_text(cams / "colmap", scene.cameras, size, image_names=names)

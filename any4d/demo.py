@@ -8,7 +8,8 @@ completion is scored beside trivial baselines, and the quality floors are checke
   static camera;
 * ``interpolate``: PSNR ≥ 2 dB above a linear cross-fade of the first and last frame.
 
-Writes ``<out>/<preset>.png`` (rows: the truth, then the completion: RGB, depth, rays),
+Writes ``<out>/<preset>.png`` and ``<out>/<preset>.mp4`` (the truth above the completion: RGB,
+depth, rays), ``<out>/geometry_cameras.png`` (predicted vs true cameras, aligned),
 ``<out>/table.md`` and ``<out>/results.json``.
 """
 
@@ -58,7 +59,7 @@ def run_demo(
     """Run every preset on ``scenes`` held-out clips; returns the results (also written)."""
     from any4d.data import SyntheticClips, SyntheticConfig
     from any4d.pipeline import Any4DPipeline
-    from any4d.viz import clip_grid, save_png
+    from any4d.viz import clip_grid, comparison_video, plot_cameras, save_png
 
     started = time.perf_counter()
     pipe = Any4DPipeline.from_pretrained(checkpoint or shipped_checkpoint())
@@ -84,6 +85,10 @@ def run_demo(
             floors.append(baselines)
             if index == 0:
                 pictures = [clip_grid(truth), clip_grid(result.scene)]
+                comparison_video({"truth": truth, preset: result.scene}, out / f"{preset}.mp4")
+                if preset == "geometry" and result.scene.cameras is not None:
+                    plot_cameras(out / "geometry_cameras.png", result.scene.cameras,
+                                 reference=truth.cameras, align=True)  # fmt: skip
         save_png(_stack(pictures), out / f"{preset}.png")
         keys = sorted({k for s in ours for k in s})
         summary = {"any4d": {k: _mean([s.get(k) for s in ours]) for k in keys}}
