@@ -1,8 +1,10 @@
 """``any4d demo``: every task on held-out procedural scenes, pictures, and a table with floors.
 
 The shipped checkpoint (``any4d/assets/demo``, trained by ``any4d train --config
-demo-synthetic``) completes held-out clips of the procedural world for every preset; each
-completion is scored beside trivial baselines, and the quality floors are checked:
+demo-synthetic``) completes held-out clips of the procedural world for every preset; what each
+task generates (depth, cameras, unobserved frames) is scored beside trivial baselines (constant
+depth; static and constant-velocity cameras; a cross-fade, or the first frame repeated), and the
+quality floors are checked:
 
 * ``geometry``: depth AbsRel ≤ 0.5 × that of the best constant depth, and ATE ≤ 0.5 × that of a
   static camera;
@@ -22,16 +24,8 @@ from importlib import resources
 from pathlib import Path
 
 from any4d.diffusion import PRESETS
-from any4d.eval.tasks import (
-    geometry_baselines,
-    geometry_scores,
-    interpolation_baselines,
-    interpolation_scores,
-)
+from any4d.eval.tasks import mask_baselines, mask_scores
 
-# Which scores each preset is judged by: what it generates.
-_GEOMETRY = ("geometry", "sparse_geometry", "depth", "video", "extrapolate", "interpolate")
-_FRAMES = ("interpolate",)
 FLOORS = {
     "geometry": "depth AbsRel ≤ 0.5 × best constant; ATE ≤ 0.5 × static camera",
     "interpolate": "PSNR ≥ cross-fade + 2 dB",
@@ -64,6 +58,7 @@ def run_demo(
     started = time.perf_counter()
     pipe = Any4DPipeline.from_pretrained(checkpoint or shipped_checkpoint())
     shape = {k: int(pipe.defaults[k]) for k in ("num_frames", "height", "width")}
+    shape["fps"] = float(pipe.defaults.get("fps", 10.0))
     clips = SyntheticClips(SyntheticConfig(**shape), split="heldout", size=scenes)
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
@@ -74,15 +69,9 @@ def run_demo(
             truth = clips[index]
             result = pipe(pipe.observed(truth, preset), task=preset, steps=steps, seed=seed,
                           progress=progress)  # fmt: skip
-            scores, baselines = {}, {}
-            if preset in _GEOMETRY:
-                scores.update(geometry_scores(result.scene, truth))
-                baselines.update(geometry_baselines(truth))
-            if preset in _FRAMES:
-                scores.update(interpolation_scores(result.scene, truth))
-                baselines.update(interpolation_baselines(truth))
-            ours.append(scores)
-            floors.append(baselines)
+            # Only what the task generates is scored, each beside its trivial floors.
+            ours.append(mask_scores(PRESETS[preset], result.scene, truth))
+            floors.append(mask_baselines(PRESETS[preset], truth))
             if index == 0:
                 pictures = [clip_grid(truth), clip_grid(result.scene)]
                 comparison_video({"truth": truth, preset: result.scene}, out / f"{preset}.mp4")

@@ -127,7 +127,7 @@ class Any4DPipeline:
                 model.load_state_dict({k: v.to(device) for k, v in state.items()}, strict=True)
             data = config["data"]
             defaults = {"num_frames": data["num_frames"], "height": data["height"],
-                        "width": data["width"]}  # fmt: skip
+                        "width": data["width"], "fps": data.get("fps", 10.0)}  # fmt: skip
             return cls(model, tokenizer, defaults)
         if (directory / "transformer").is_dir() and (directory / "vae").is_dir():
             model = Any4DTransformer.from_wan(directory / "transformer", device=device)

@@ -75,7 +75,7 @@ def test_training_checkpoint_loads_with_its_tokenizer_and_ema(tmp_path, scene):
                                             f"output_dir={tmp_path}"])  # fmt: skip
     result = train(config, progress=False)
     pipe = Any4DPipeline.from_pretrained(result.checkpoint)
-    assert pipe.defaults == {"num_frames": 3, "height": 16, "width": 16}
+    assert pipe.defaults == {"num_frames": 3, "height": 16, "width": 16, "fps": 10.0}
     from safetensors.torch import load_file
 
     ema = load_file(result.checkpoint / "ema.safetensors")

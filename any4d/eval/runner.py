@@ -70,7 +70,7 @@ def synthetic_clips(pipe, count: int, regime: str, sparse_stride: int) -> Iterat
     from any4d.data import SyntheticClips, SyntheticConfig
 
     defaults = pipe.defaults
-    fps = 10.0 / (sparse_stride if regime == "sparse" else 1)
+    fps = float(defaults.get("fps", 10.0)) / (sparse_stride if regime == "sparse" else 1)
     config = SyntheticConfig(num_frames=int(defaults.get("num_frames", 5)),
                              height=int(defaults.get("height", 32)),
                              width=int(defaults.get("width", 32)), fps=fps)  # fmt: skip

@@ -118,3 +118,54 @@ def task_baselines(task: str, truth: Scene) -> dict[str, dict[str, float]]:
     if task == "interpolate":
         return interpolation_baselines(truth)
     raise ValueError(f"task={task!r} (expected one of {TASKS})")
+
+
+def _generated(mask, truth: Scene) -> tuple[bool, bool, list[int]]:
+    """What a mask generates: depth, cameras (rays), and which RGB frames are not observed."""
+    clean_rgb = mask.clean_frames("rgb", truth.num_frames)
+    context = sorted(clean_rgb)
+    return "depth" not in mask.clean, "ray_d" not in mask.clean, context
+
+
+def first_frame_copy(truth: Scene) -> Tensor:
+    """The clip as frame 0 repeated: the floor of generating later frames from the first."""
+    return truth.rgb[:1].expand_as(truth.rgb)
+
+
+def _frames(pred_rgb: Tensor, truth: Scene, context: list[int]) -> dict[str, float]:
+    metrics = image_metrics(pred_rgb, truth.rgb, context=context)
+    return {k: float(metrics[k]) for k in ("psnr_pooled", "psnr_frame_mean", "ssim")}
+
+
+def mask_scores(mask, pred: Scene, truth: Scene) -> dict[str, float]:
+    """Scores of what ``mask`` generated (depth, cameras, unobserved RGB frames) — observed
+    modalities come back as given and are not scored."""
+    depth, cameras, context = _generated(mask, truth)
+    scores = {}
+    if depth and pred.depth is not None:
+        scores.update(_depth(pred.depth, truth, "geo4d"))
+    if cameras and pred.cameras is not None:
+        scores.update(_pose(pred.cameras.c2w, truth.cameras.c2w))
+    if len(context) < truth.num_frames:
+        scores.update(_frames(pred.rgb, truth, context))
+    return scores
+
+
+def mask_baselines(mask, truth: Scene) -> dict[str, dict[str, float]]:
+    """The floors of what ``mask`` generates: constant depth; static and constant-velocity
+    cameras; a cross-fade (first and last frame observed) or the first frame repeated."""
+    depth, cameras, context = _generated(mask, truth)
+    floors = geometry_baselines(truth)
+    out = {}
+    if depth:
+        out["constant depth"] = floors["constant depth"]
+    if cameras:
+        out["static camera"] = floors["static camera"]
+        out["constant velocity"] = floors["constant velocity"]
+    if len(context) < truth.num_frames and context:
+        last = truth.num_frames - 1
+        if 0 in context and last in context:
+            out["cross-fade"] = _frames(cross_fade(truth), truth, context)
+        else:
+            out["first frame"] = _frames(first_frame_copy(truth), truth, context)
+    return out

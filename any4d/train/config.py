@@ -73,7 +73,8 @@ class DataSection:
     """batch_size: the global batch (all processes and accumulation steps together).
     mixture: a mixture YAML of real data sets (``any4d.data.load_mixture``), or None for the
     procedural world: ``synthetic`` lists its data sets, ``num_frames``/``height``/``width`` its
-    clip shape. num_workers: DataLoader workers per process."""
+    clip shape and ``fps`` its frame rate (lower: more motion per clip). num_workers: DataLoader
+    workers per process."""
 
     batch_size: int = 8
     num_workers: int = 0
@@ -82,6 +83,7 @@ class DataSection:
     num_frames: int = 5
     height: int = 32
     width: int = 32
+    fps: float = 10.0
 
     def __post_init__(self) -> None:
         sources = tuple(

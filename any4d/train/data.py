@@ -65,7 +65,9 @@ def build_sources(data: DataSection, temporal_stride: int) -> list[Source]:
             for entry in mixture.role("train")
             if entry.weight > 0
         ]  # fmt: skip
-    shape = SyntheticConfig(num_frames=data.num_frames, height=data.height, width=data.width)
+    shape = SyntheticConfig(
+        num_frames=data.num_frames, height=data.height, width=data.width, fps=data.fps
+    )
     return [
         Source(s.name, SyntheticClips(shape, split="train"), s.weight, s.modalities)
         for s in data.synthetic

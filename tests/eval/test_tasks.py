@@ -94,3 +94,18 @@ def test_cameras_of_a_perfect_prediction_in_another_frame_still_score_zero():
     scaled.c2w[:, :3, 3] *= 3.0
     scores = geometry_scores(dataclasses.replace(scene, cameras=scaled), scene)
     assert scores["ate"] < 1e-5
+
+
+def test_mask_scores_only_what_the_task_generates():
+    from any4d.diffusion import PRESETS
+    from any4d.eval.tasks import mask_baselines, mask_scores
+
+    scene = truth(3)
+    depth_only = mask_scores(PRESETS["depth"], scene, scene)
+    assert set(depth_only) == {"abs_rel", "rmse", "delta1"}  # cameras and RGB were given
+    assert set(mask_baselines(PRESETS["depth"], scene)) == {"constant depth"}
+    video = mask_baselines(PRESETS["video"], scene)
+    assert set(video) == {"constant depth", "static camera", "constant velocity", "first frame"}
+    interpolate = mask_baselines(PRESETS["interpolate"], scene)
+    assert set(interpolate) == {"constant depth", "cross-fade"}
+    assert mask_scores(PRESETS["interpolate"], scene, scene)["psnr_pooled"] == float("inf")
