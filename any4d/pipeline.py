@@ -115,10 +115,13 @@ class Any4DPipeline:
         if (directory / "trainer.json").is_file():
             config = _read_json(directory / "trainer.json")["config"]
             section = config["tokenizer"]
+            scales = section.get("stream_scales") or None
             if section["kind"] == "pixel":
-                tokenizer = PixelTokenizer(section["stride"])
+                tokenizer = PixelTokenizer(section["stride"], scales)
             else:
-                tokenizer = WanVAETokenizer.from_pretrained(section["vae_path"], device=device)
+                tokenizer = WanVAETokenizer.from_pretrained(
+                    section["vae_path"], device=device, stream_scales=scales
+                )
             model = Any4DTransformer.from_pretrained(directory / "model", device=device)
             if ema and (directory / "ema.safetensors").is_file():
                 from safetensors.torch import load_file
@@ -150,6 +153,7 @@ class Any4DPipeline:
         else:
             self.tokenizer.vae.save_pretrained(directory / "vae")
             spec = {"kind": "wan_vae", "path": "vae"}
+        spec["stream_scales"] = dict(self.tokenizer.stream_scales)
         self.model.save_pretrained(directory / "model")
         meta = {"format": FORMAT, "tokenizer": spec, "defaults": self.defaults}
         atomic_write(directory / PIPELINE_FILE,
@@ -232,10 +236,13 @@ class Any4DPipeline:
 def _tokenizer(spec: dict, directory: Path, device):
     from any4d.tokenize import PixelTokenizer, WanVAETokenizer
 
+    scales = spec.get("stream_scales") or None
     if spec.get("kind") == "pixel":
-        return PixelTokenizer(int(spec["stride"]))
+        return PixelTokenizer(int(spec["stride"]), scales)
     if spec.get("kind") == "wan_vae":
-        return WanVAETokenizer.from_pretrained(directory / spec["path"], device=device)
+        return WanVAETokenizer.from_pretrained(
+            directory / spec["path"], device=device, stream_scales=scales
+        )
     raise ValueError(f"unknown tokenizer {spec!r} in {directory / PIPELINE_FILE}")
 
 

@@ -96,3 +96,9 @@ def test_undecodable_rays_are_reported_not_fatal(pipe, scene):
     assert result.scene.depth is not None
     if result.scene.cameras is None:
         assert result.failures and result.failures[0].startswith("cameras:")
+
+
+def test_stream_scales_survive_save_and_load(tmp_path):
+    pipe = Any4DPipeline(Any4DTransformer(preset("tiny")), PixelTokenizer(2, {"ray_m": 7.0}))
+    loaded = Any4DPipeline.from_pretrained(pipe.save_pretrained(tmp_path / "p"))
+    assert loaded.tokenizer.stream_scales == {"ray_m": 7.0}

@@ -51,6 +51,21 @@ class Tokenizer(ABC):
     temporal_stride: int
     spatial_stride: int
     latent_channels: int
+    # stream → factor the stream's grid is multiplied by (divided by on decoding), so that every
+    # stream reaches the model at a similar scale (as a VAE's latents_std does for its latents).
+    # Ray moments (÷ s) and D̃ are small next to unit noise: e.g. {"ray_m": 8.0, "depth": 2.5}.
+    stream_scales: dict[str, float] = {}
+
+    def set_stream_scales(self, scales: dict[str, float] | None) -> None:
+        """Validate and set ``stream_scales`` (positive factors of known streams)."""
+        scales = dict(scales or {})
+        for name, value in scales.items():
+            if name not in STREAMS or not float(value) > 0:
+                raise ValueError(
+                    f"stream_scales[{name!r}]={value!r} (expected a positive factor for one of "
+                    f"{STREAMS})"
+                )
+        self.stream_scales = {k: float(v) for k, v in scales.items()}
 
     @abstractmethod
     def encode_images(self, images: Tensor) -> Tensor:
@@ -139,7 +154,7 @@ class Tokenizer(ABC):
 
         index = list(range(latent_frames)) + [latent_frame_of(p, r) for p in context]
         return LatentClip(
-            grids=grids,
+            grids={k: v * self.stream_scales.get(k, 1.0) for k, v in grids.items()},
             available=available,
             frame_index=torch.tensor(index, dtype=torch.long, device=first.rgb.device),
             pixel_frames=tuple(pixel_frames_of(j, r) for j in range(latent_frames))
@@ -303,7 +318,8 @@ class Tokenizer(ABC):
                     f"grids[{name!r}] has shape {tuple(grid.shape)} (expected ({b}, C, {t_all} or "
                     f"{t_clip}, {h}, {w}) to match the clip)"
                 )
-            out[name] = grid[:, :, :t_clip].to(clip.frame.scale.dtype)
+            scale = self.stream_scales.get(name, 1.0)
+            out[name] = grid[:, :, :t_clip].to(clip.frame.scale.dtype) / scale
         return out
 
     def _decode_video(self, grid: Tensor, clip: LatentClip) -> Tensor:

@@ -21,15 +21,17 @@ class PixelTokenizer(Tokenizer):
     """Space-to-depth tokenizer: grids (B, 3·stride², T, H / stride, W / stride).
 
     stride: spatial stride (≥ 1); H and W of every clip must be multiples of it.
+    stream_scales: optional per-stream factors of the grids (``Tokenizer.stream_scales``).
     """
 
     temporal_stride = 1
 
-    def __init__(self, stride: int = 1) -> None:
+    def __init__(self, stride: int = 1, stream_scales: dict[str, float] | None = None) -> None:
         if not isinstance(stride, int) or isinstance(stride, bool) or stride < 1:
             raise ValueError(f"stride is {stride!r} (expected an integer ≥ 1)")
         self.spatial_stride = stride
         self.latent_channels = 3 * stride * stride
+        self.set_stream_scales(stream_scales)
 
     def encode_images(self, images: Tensor) -> Tensor:
         """(B, T, 3, H, W) → (B, 3·stride², T, H / stride, W / stride)."""
@@ -51,4 +53,5 @@ class PixelTokenizer(Tokenizer):
         return rearrange(images, "(b t) c h w -> b t c h w", b=latents.shape[0])
 
     def __repr__(self) -> str:
-        return f"PixelTokenizer(stride={self.spatial_stride})"
+        scales = f", stream_scales={self.stream_scales}" if self.stream_scales else ""
+        return f"PixelTokenizer(stride={self.spatial_stride}{scales})"

@@ -40,9 +40,12 @@ class WanVAETokenizer(Tokenizer):
     (Wan: 12 of 16), so ``z_dim`` must be at least that.
     """
 
-    def __init__(self, vae: AutoencoderKLWan) -> None:
+    def __init__(
+        self, vae: AutoencoderKLWan, stream_scales: dict[str, float] | None = None
+    ) -> None:
         from diffusers import AutoencoderKLWan
 
+        self.set_stream_scales(stream_scales)
         if not isinstance(vae, AutoencoderKLWan):
             raise ValueError(
                 f"vae is a {type(vae).__name__} (expected a diffusers AutoencoderKLWan)"
@@ -71,6 +74,7 @@ class WanVAETokenizer(Tokenizer):
         path: str | os.PathLike,
         dtype: torch.dtype = torch.float32,
         device: torch.device | str = "cpu",
+        stream_scales: dict[str, float] | None = None,
     ) -> WanVAETokenizer:
         """Load a Wan2.1 VAE from a local path (never the network).
 
@@ -101,7 +105,7 @@ class WanVAETokenizer(Tokenizer):
             )
         else:
             vae = load_original_wan_vae(path)
-        return cls(vae.to(device=device, dtype=dtype))
+        return cls(vae.to(device=device, dtype=dtype), stream_scales)
 
     @property
     def device(self) -> torch.device:

@@ -35,11 +35,13 @@ class ModelSection:
 @dataclass(frozen=True)
 class TokenizerSection:
     """kind: "pixel" (``PixelTokenizer(stride)``) or "wan_vae" (``WanVAETokenizer`` from
-    ``vae_path``, a local diffusers directory or ``Wan2.1_VAE.pth``)."""
+    ``vae_path``, a local diffusers directory or ``Wan2.1_VAE.pth``); stream_scales: per-stream
+    factors of the latent grids (``Tokenizer.stream_scales``), e.g. {ray_m: 8.0}."""
 
     kind: str = "pixel"
     stride: int = 2
     vae_path: str | None = None
+    stream_scales: dict[str, float] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         if self.kind not in ("pixel", "wan_vae"):

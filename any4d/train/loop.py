@@ -56,8 +56,10 @@ def build_tokenizer(section: TokenizerSection, device: torch.device):
     from any4d.tokenize import PixelTokenizer, WanVAETokenizer
 
     if section.kind == "pixel":
-        return PixelTokenizer(section.stride)
-    return WanVAETokenizer.from_pretrained(section.vae_path, device=device)
+        return PixelTokenizer(section.stride, section.stream_scales)
+    return WanVAETokenizer.from_pretrained(
+        section.vae_path, device=device, stream_scales=section.stream_scales
+    )
 
 
 def build_model(config: TrainConfig, channels: int) -> Any4DTransformer:

@@ -155,3 +155,21 @@ def test_decode_rejects_grids_that_do_not_match_the_clip(scene):
         tokenizer.decode(clip, grids={"rgb": clip.grids["rgb"][:, :, :3]})
     with pytest.raises(ValueError, match="ray_d and ray_m together"):
         tokenizer.decode(clip, grids={"rgb": clip.grids["rgb"], "ray_d": clip.grids["ray_d"]})
+
+
+def test_stream_scales_multiply_grids_and_decode_back():
+    from any4d.data.synthetic import render_clip
+    from any4d.tokenize import PixelTokenizer
+
+    scene = render_clip(1, num_frames=3, height=16, width=16)
+    plain = PixelTokenizer(2).encode(scene)
+    scaled_tokenizer = PixelTokenizer(2, {"ray_m": 7.0, "depth": 2.5})
+    scaled = scaled_tokenizer.encode(scene)
+    torch.testing.assert_close(scaled.grids["ray_m"], 7.0 * plain.grids["ray_m"])
+    torch.testing.assert_close(scaled.grids["depth"], 2.5 * plain.grids["depth"])
+    assert torch.equal(scaled.grids["rgb"], plain.grids["rgb"])
+    back = scaled_tokenizer.decode(scaled)[0]
+    torch.testing.assert_close(back.depth, scene.depth, atol=1e-4, rtol=1e-4)
+    torch.testing.assert_close(back.cameras.c2w, scene.cameras.c2w, atol=1e-4, rtol=1e-4)
+    with pytest.raises(ValueError, match="stream_scales"):
+        PixelTokenizer(2, {"normals": 2.0})
