@@ -108,6 +108,34 @@ def _eval(args: argparse.Namespace) -> int:
     return 0
 
 
+def _run_options(
+    parser: argparse.ArgumentParser,
+    *,
+    out: str,
+    steps: int | None,
+    candidates: bool = True,
+    checkpoint_required: bool = False,
+) -> None:
+    """The options every command that runs the model shares."""
+    parser.add_argument(
+        "--checkpoint",
+        required=checkpoint_required,
+        default=None,
+        help="a pipeline or training checkpoint"
+        + ("" if checkpoint_required else " (default: the shipped demo model)"),
+    )
+    parser.add_argument("--out", default=out, help=f"output folder (default {out})")
+    parser.add_argument("--steps", type=_positive_int, default=steps, help="sampling steps")
+    parser.add_argument("--seed", type=int, default=0, help="sampling seed (default 0)")
+    if candidates:
+        parser.add_argument(
+            "--candidates",
+            type=_positive_int,
+            default=1,
+            help="test-time search over this many samples (default 1)",
+        )
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The ``any4d`` argument parser with one sub-parser per subcommand."""
     parser = argparse.ArgumentParser(
@@ -183,11 +211,8 @@ def build_parser() -> argparse.ArgumentParser:
             "quality floors. CPU, about a minute."
         ),
     )
-    demo.add_argument("--checkpoint", default=None, help="a pipeline or training checkpoint")
-    demo.add_argument("--out", default="any4d-demo", help="output folder (default any4d-demo)")
+    _run_options(demo, out="any4d-demo", steps=20, candidates=False)
     demo.add_argument("--scenes", type=_positive_int, default=3, help="held-out clips per task")
-    demo.add_argument("--steps", type=_positive_int, default=20, help="sampling steps")
-    demo.add_argument("--seed", type=int, default=0)
     demo.set_defaults(handler=_demo)
 
     tasks = (
@@ -205,11 +230,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     completing.add_argument("input", help="a video file or a folder of frames")
     completing.add_argument("--task", default="geometry", help="a task name or a mask spec")
-    completing.add_argument(
-        "--checkpoint",
-        default=None,
-        help="a pipeline or training checkpoint (default: the shipped one)",
-    )
+    _run_options(completing, out="any4d-out", steps=None)
     completing.add_argument(
         "--cameras",
         default=None,
@@ -230,16 +251,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     completing.add_argument("--start", type=int, default=0, help="first frame (default 0)")
     completing.add_argument("--stride", type=_positive_int, default=1, help="frame step")
-    completing.add_argument("--steps", type=_positive_int, default=None, help="sampling steps")
     completing.add_argument("--guidance", type=float, default=2.0, help="history guidance w")
-    completing.add_argument(
-        "--candidates",
-        type=_positive_int,
-        default=1,
-        help="test-time search over this many samples",
-    )
-    completing.add_argument("--seed", type=int, default=0)
-    completing.add_argument("--out", default="any4d-out", help="output folder")
     completing.add_argument("--no-progress", action="store_true")
     completing.set_defaults(handler=_complete)
 
@@ -252,7 +264,7 @@ def build_parser() -> argparse.ArgumentParser:
             "PSNR / SSIM of the frames between the first and last, beside a cross-fade."
         ),
     )
-    evaluate.add_argument("--checkpoint", required=True, help="a pipeline or training checkpoint")
+    _run_options(evaluate, out="any4d-eval", steps=None, checkpoint_required=True)
     evaluate.add_argument(
         "--data", default="synthetic", help="'synthetic' (held-out procedural) or a mixture YAML"
     )
@@ -260,12 +272,7 @@ def build_parser() -> argparse.ArgumentParser:
     evaluate.add_argument("--regime", choices=("dense", "sparse"), default="dense")
     evaluate.add_argument("--sparse-stride", type=_positive_int, default=4,
                           help="frame stride of the sparse regime (default 4)")  # fmt: skip
-    evaluate.add_argument("--candidates", type=_positive_int, default=1,
-                          help="test-time search over this many samples (default 1)")  # fmt: skip
     evaluate.add_argument("--clips", type=_positive_int, default=8, help="clips per data set")
-    evaluate.add_argument("--steps", type=_positive_int, default=None, help="sampling steps")
-    evaluate.add_argument("--seed", type=int, default=0)
-    evaluate.add_argument("--out", default="any4d-eval", help="output folder")
     evaluate.set_defaults(handler=_eval)
     return parser
 
