@@ -6,6 +6,7 @@ Subcommands:
   demo     every task on held-out procedural scenes with the shipped model: pictures + table
   complete run a task on your video or folder of frames and write every output
   eval     a task over a data split: per-clip JSON and a table beside trivial baselines
+  view     an interactive 4D viewer of a saved scene (point clouds over time, frustums)
 
 Heavy modules (torch, the synthetic world) are imported inside each handler so that
 ``any4d --help`` answers at once.
@@ -89,6 +90,24 @@ def _complete(args: argparse.Namespace) -> int:
     )  # fmt: skip
     print(f"wrote {out}: scene.safetensors, grid.png, frames/, depth/, cameras/, points.ply, "
           "result.json")  # fmt: skip
+    return 0
+
+
+def _view(args: argparse.Namespace) -> int:
+    import time
+
+    from any4d.data import Scene
+    from any4d.viz.viewer import show_scene
+
+    reference = None if args.reference is None else Scene.load(args.reference)
+    server = show_scene(Scene.load(args.scene), reference=reference, port=args.port,
+                        host=args.host, point_stride=args.point_stride)  # fmt: skip
+    print(f"viewer at http://{args.host}:{server.get_port()} (Ctrl-C to stop)")
+    try:
+        while True:
+            time.sleep(1.0)
+    except KeyboardInterrupt:
+        server.stop()
     return 0
 
 
@@ -274,6 +293,18 @@ def build_parser() -> argparse.ArgumentParser:
                           help="frame stride of the sparse regime (default 4)")  # fmt: skip
     evaluate.add_argument("--clips", type=_positive_int, default=8, help="clips per data set")
     evaluate.set_defaults(handler=_eval)
+
+    view = commands.add_parser(
+        "view",
+        help="an interactive 4D viewer of a saved scene (point clouds over time, frustums)",
+        description="Serve a Scene (e.g. scene.safetensors from any4d complete) to a browser.",
+    )
+    view.add_argument("scene", help="a Scene file (.safetensors)")
+    view.add_argument("--reference", default=None, help="a second Scene drawn in blue")
+    view.add_argument("--port", type=int, default=8080)
+    view.add_argument("--host", default="localhost", help="0.0.0.0 to serve the network")
+    view.add_argument("--point-stride", type=_positive_int, default=1, help="every n-th pixel")
+    view.set_defaults(handler=_view)
     return parser
 
 

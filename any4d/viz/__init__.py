@@ -2,7 +2,8 @@
 
 Colour-mapped depth and rays, clip grids (PNG), RGB | depth | rays videos (mp4 / gif), camera
 frustum plots, and exports: point clouds (.ply), COLMAP text, nerfstudio transforms.json, TUM
-trajectories, our cameras JSON, depth as .npz and 16-bit PNG.
+trajectories, our cameras JSON, depth as .npz and 16-bit PNG; an interactive 4D viewer (viser,
+the ``viewer`` extra).
 
 Needs the ``viz`` extra (matplotlib, Pillow, PyAV); each is imported only by the functions that
 use it, so importing this package never requires them.
@@ -40,8 +41,12 @@ from any4d.viz.video import (
     scene_frames,
     scene_video,
 )
+from any4d.viz.viewer import Viewer, add_scene, show_scene
 
 __all__ = [
+    "Viewer",
+    "add_scene",
+    "show_scene",
     "align_cameras",
     "clip_grid",
     "colorize_depth",
