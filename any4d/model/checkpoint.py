@@ -26,12 +26,21 @@ FORMAT = "any4d.transformer"
 FORMAT_VERSION = 1
 
 
+def default_permissions(path: str | Path, directory: bool = False) -> None:
+    """Give a ``mkstemp`` / ``mkdtemp`` result (0600 / 0700) the permissions a plain ``open`` /
+    ``mkdir`` would have under the process umask, so others on a shared machine can read it."""
+    umask = os.umask(0)
+    os.umask(umask)
+    os.chmod(path, (0o777 if directory else 0o666) & ~umask)
+
+
 def atomic_write(path: Path, write: Callable[[str], None]) -> None:
     """Call ``write(temporary_path)`` then rename the result onto ``path``."""
     handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     os.close(handle)
     try:
         write(temporary)
+        default_permissions(temporary)
         os.replace(temporary, path)
     except BaseException:
         if os.path.exists(temporary):

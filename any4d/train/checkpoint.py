@@ -38,7 +38,7 @@ from torch.distributed.checkpoint.state_dict import (
     set_optimizer_state_dict,
 )
 
-from any4d.model.checkpoint import WEIGHTS_NAME, atomic_write, save_state
+from any4d.model.checkpoint import WEIGHTS_NAME, atomic_write, default_permissions, save_state
 from any4d.train.config import IDENTITY_SECTIONS, TrainConfig
 from any4d.train.distributed import Processes
 
@@ -99,6 +99,7 @@ def save_checkpoint(
     if processes.main:
         root.mkdir(parents=True, exist_ok=True)
         staging = Path(tempfile.mkdtemp(dir=root, prefix=f".tmp-{step_name(step)}-"))
+        default_permissions(staging, directory=True)
         try:
             save_state(model_state, inner.config, staging / "model")
             if ema_state is not None:

@@ -86,3 +86,13 @@ def test_foreign_or_corrupt_files_are_errors(tmp_path):
         Any4DTransformer.from_pretrained(directory)
     with pytest.raises(FileNotFoundError, match="config.json not found"):
         Any4DTransformer.from_pretrained(tmp_path / "elsewhere")
+
+
+def test_saved_files_get_the_umask_permissions_not_mkstemp_ones(tmp_path):
+    import os
+
+    _, directory = saved(tmp_path)
+    umask = os.umask(0)
+    os.umask(umask)
+    for name in ("config.json", "model.safetensors"):
+        assert (directory / name).stat().st_mode & 0o777 == 0o666 & ~umask
