@@ -29,3 +29,18 @@ def test_demo_runs_every_preset_and_writes_pictures_and_table(tmp_path, capsys):
         assert f"| {name} | any4d |" in printed
     assert set(results["floors"]) == {"geometry depth", "geometry cameras", "interpolate"}
     assert "constant depth" in results["geometry"] and "cross-fade" in results["interpolate"]
+
+
+def test_the_shipped_checkpoint_loads_and_completes_a_clip():
+    from any4d.data import SyntheticClips, SyntheticConfig
+    from any4d.demo import shipped_checkpoint
+
+    pipe = Any4DPipeline.from_pretrained(shipped_checkpoint())
+    shape = {k: pipe.defaults[k] for k in ("num_frames", "height", "width", "fps")}
+    assert shape == {"num_frames": 5, "height": 32, "width": 32, "fps": 4.0}
+    assert pipe.tokenizer.stream_scales == {"depth": 2.5, "ray_m": 7.0}
+    truth = SyntheticClips(SyntheticConfig(**shape), split="heldout", size=1)[0]
+    result = pipe(pipe.observed(truth, "geometry"), task="geometry", steps=4, progress=False)
+    assert result.scene.depth.shape == truth.depth.shape and result.scene.cameras is not None
+    size = sum(p.stat().st_size for p in shipped_checkpoint().rglob("*") if p.is_file())
+    assert size <= 20 * 2**20  # the budget for a committed checkpoint
