@@ -169,7 +169,10 @@ def _train(config: TrainConfig, resume: bool, progress: bool, processes: Process
 
             board = SummaryWriter(output / "tensorboard")
     stop = _StopFlag()
-    previous_handler = signal.signal(signal.SIGTERM, stop)
+    try:
+        previous_handler = signal.signal(signal.SIGTERM, stop)
+    except ValueError:  # not the main thread (e.g. a notebook worker): no SIGTERM saving
+        previous_handler = None
     autocast = (
         torch.autocast(device.type, dtype=torch.bfloat16)
         if config.precision == "bf16"
@@ -262,7 +265,8 @@ def _train(config: TrainConfig, resume: bool, progress: bool, processes: Process
                 break
     finally:
         bar.close()
-        signal.signal(signal.SIGTERM, previous_handler)
+        if previous_handler is not None:
+            signal.signal(signal.SIGTERM, previous_handler)
         if writer is not None:
             writer.close()
         if board is not None:
