@@ -35,13 +35,7 @@ def take_frames(scene: Scene, start: int, stride: int, count: int) -> Scene:
             f"the clip has {scene.num_frames} frames but {count} frames from {start} every "
             f"{stride} were asked for (the model takes {count}: lower --stride or --start)"
         )
-    return dataclasses.replace(
-        scene,
-        rgb=scene.rgb[indices],
-        depth=None if scene.depth is None else scene.depth[indices],
-        cameras=None if scene.cameras is None else scene.cameras[indices],
-        fps=scene.fps / stride,
-    )
+    return dataclasses.replace(scene.frames(indices), fps=scene.fps / stride)
 
 
 def parse_intrinsics(text: str | None) -> tuple[float, float, float, float] | None:

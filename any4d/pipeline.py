@@ -28,7 +28,7 @@ from any4d.data import Scene
 from any4d.diffusion import Layout, Mask, Uncertainty, sample, search
 from any4d.geometry import Cameras
 from any4d.model import Any4DTransformer
-from any4d.model.checkpoint import atomic_write
+from any4d.model.checkpoint import atomic_write, read_json_object
 
 PIPELINE_FILE = "pipeline.json"
 FORMAT = "any4d.pipeline"
@@ -100,28 +100,25 @@ class Any4DPipeline:
           and ``ema``, its tokenizer and clip shape from the training config;
         * a Wan2.1 diffusers directory (``transformer/`` + ``vae/``): every stream from Wan.
         """
-        from any4d.tokenize import PixelTokenizer, WanVAETokenizer
+        from any4d.tokenize import WanVAETokenizer, build_tokenizer
 
         directory = Path(directory)
         if not directory.is_dir():
             raise FileNotFoundError(f"pipeline directory {directory} does not exist")
         if (directory / PIPELINE_FILE).is_file():
-            meta = _read_json(directory / PIPELINE_FILE)
+            meta = read_json_object(directory / PIPELINE_FILE)
             if meta.get("format") != FORMAT:
                 raise ValueError(f"{directory / PIPELINE_FILE} is not an any4d pipeline file")
-            tokenizer = _tokenizer(meta["tokenizer"], directory, device)
+            spec = dict(meta["tokenizer"])
+            if "path" in spec:  # a VAE saved beside the pipeline
+                spec["vae_path"] = directory / spec.pop("path")
+            tokenizer = build_tokenizer(spec.pop("kind", None), **spec, device=device)
             model = Any4DTransformer.from_pretrained(directory / "model", device=device)
             return cls(model, tokenizer, meta.get("defaults"))
         if (directory / "trainer.json").is_file():
-            config = _read_json(directory / "trainer.json")["config"]
-            section = config["tokenizer"]
-            scales = section.get("stream_scales") or None
-            if section["kind"] == "pixel":
-                tokenizer = PixelTokenizer(section["stride"], scales)
-            else:
-                tokenizer = WanVAETokenizer.from_pretrained(
-                    section["vae_path"], device=device, stream_scales=scales
-                )
+            config = read_json_object(directory / "trainer.json")["config"]
+            spec = dict(config["tokenizer"])
+            tokenizer = build_tokenizer(spec.pop("kind"), **spec, device=device)
             model = Any4DTransformer.from_pretrained(directory / "model", device=device)
             if ema and (directory / "ema.safetensors").is_file():
                 from safetensors.torch import load_file
@@ -206,10 +203,11 @@ class Any4DPipeline:
         mask = self.check_task(scene, task)
         steps = steps or int(self.defaults.get("steps", 40))
         device = self.device
-        scene = _to(scene, device)
+        scene = scene.to(device)
         layout = Layout.for_stride(scene.num_frames, self.tokenizer.temporal_stride)
         clip = self.tokenizer.encode(scene, context_frames=mask.context_frames(layout))
-        clip = _with_all_streams(clip, self.model.config.streams)
+        # Streams the scene lacks are targets: check_task made sure none of them is observed.
+        clip = clip.with_streams(self.model.config.streams)
         generator = torch.Generator(device=device).manual_seed(seed)
         kwargs = dict(steps=steps, solver=solver, shift=shift, guidance=guidance,
                       generator=generator, progress=progress)  # fmt: skip
@@ -231,48 +229,6 @@ class Any4DPipeline:
             uncertainty, failures = found.uncertainty, found.failures
         completed = _keep_observed(scene, decoded, mask)
         return Completion(completed, mask, scores, best, uncertainty, grids, failures)
-
-
-def _tokenizer(spec: dict, directory: Path, device):
-    from any4d.tokenize import PixelTokenizer, WanVAETokenizer
-
-    scales = spec.get("stream_scales") or None
-    if spec.get("kind") == "pixel":
-        return PixelTokenizer(int(spec["stride"]), scales)
-    if spec.get("kind") == "wan_vae":
-        return WanVAETokenizer.from_pretrained(
-            directory / spec["path"], device=device, stream_scales=scales
-        )
-    raise ValueError(f"unknown tokenizer {spec!r} in {directory / PIPELINE_FILE}")
-
-
-def _read_json(path: Path) -> dict:
-    try:
-        data = json.loads(path.read_text())
-    except json.JSONDecodeError as error:
-        raise ValueError(f"{path} is not valid JSON: {error}") from None
-    if not isinstance(data, dict):
-        raise ValueError(f"{path} must hold a JSON object")
-    return data
-
-
-def _to(scene: Scene, device) -> Scene:
-    return dataclasses.replace(
-        scene,
-        rgb=scene.rgb.to(device),
-        depth=None if scene.depth is None else scene.depth.to(device),
-        cameras=None if scene.cameras is None else scene.cameras.to(device),
-    )
-
-
-def _with_all_streams(clip, streams):
-    """The clip with a grid for every model stream: zeros (targets to generate) where it has
-    none. Availability only guards clean groups, which ``check_task`` has checked."""
-    reference = clip.grids["rgb"]
-    grids = {s: clip.grids.get(s, torch.zeros_like(reference)) for s in streams}
-    available = {s: torch.ones(reference.shape[0], dtype=torch.bool, device=reference.device)
-                 for s in streams}  # fmt: skip
-    return dataclasses.replace(clip, grids=grids, available=available)
 
 
 def _keep_observed(scene: Scene, decoded: dict, mask: Mask) -> Scene:

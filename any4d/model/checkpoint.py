@@ -79,6 +79,17 @@ def save_state(state: dict[str, Tensor], config: TransformerConfig, directory: s
     return directory
 
 
+def read_json_object(path: Path) -> dict:
+    """A JSON file holding an object; a clear error when it is unreadable or not an object."""
+    try:
+        data = json.loads(path.read_text())
+    except json.JSONDecodeError as error:
+        raise ValueError(f"{path} is not valid JSON ({error}): the file is corrupt") from None
+    if not isinstance(data, dict):
+        raise ValueError(f"{path} must hold a JSON object")
+    return data
+
+
 def read_config(directory: Path) -> tuple[TransformerConfig, torch.dtype]:
     """The config and saved dtype of a checkpoint directory."""
     path = directory / CONFIG_NAME
@@ -86,11 +97,8 @@ def read_config(directory: Path) -> tuple[TransformerConfig, torch.dtype]:
         raise FileNotFoundError(
             f"{path} not found (expected a directory written by save_pretrained)"
         )
-    try:
-        meta = json.loads(path.read_text())
-    except json.JSONDecodeError as error:
-        raise ValueError(f"{path} is not valid JSON: {error}") from error
-    if not isinstance(meta, dict) or meta.get("format") != FORMAT:
+    meta = read_json_object(path)
+    if meta.get("format") != FORMAT:
         raise ValueError(f"{path} is not an any4d transformer config (expected format {FORMAT!r})")
     if meta.get("format_version") != FORMAT_VERSION:
         raise ValueError(

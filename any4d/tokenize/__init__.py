@@ -13,6 +13,7 @@ Builds on ``any4d.geometry`` and ``any4d.data``; never imports ``any4d.model``.
 """
 
 from any4d.tokenize.base import Tokenizer
+from any4d.tokenize.build import build_tokenizer
 from any4d.tokenize.clip import STREAMS, LatentClip
 from any4d.tokenize.pixel import PixelTokenizer
 from any4d.tokenize.rays import (
@@ -30,6 +31,7 @@ __all__ = [
     "PixelTokenizer",
     "Tokenizer",
     "WanVAETokenizer",
+    "build_tokenizer",
     "latent_frame_of",
     "load_original_wan_vae",
     "num_latent_frames",

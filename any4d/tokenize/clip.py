@@ -116,6 +116,17 @@ class LatentClip:
         """Latent frames of the clip itself, without the extra context groups."""
         return self.grid_shape[1] - self.num_context
 
+    def with_streams(self, streams: tuple[str, ...] | list[str]) -> LatentClip:
+        """The clip with a grid for each of ``streams``: zeros and ``available`` False where it
+        has none (groups to generate, or absent placeholders in training)."""
+        reference = self.grids["rgb"]
+        missing = torch.zeros(reference.shape[0], dtype=torch.bool, device=reference.device)
+        return replace(
+            self,
+            grids={s: self.grids.get(s, torch.zeros_like(reference)) for s in streams},
+            available={s: self.available.get(s, missing) for s in streams},
+        )
+
     def to(self, device=None, dtype: torch.dtype | None = None) -> LatentClip:
         """Move every tensor to ``device``; cast the grids (and depth_valid) to ``dtype``."""
 

@@ -38,7 +38,13 @@ from torch.distributed.checkpoint.state_dict import (
     set_optimizer_state_dict,
 )
 
-from any4d.model.checkpoint import WEIGHTS_NAME, atomic_write, default_permissions, save_state
+from any4d.model.checkpoint import (
+    WEIGHTS_NAME,
+    atomic_write,
+    default_permissions,
+    read_json_object,
+    save_state,
+)
 from any4d.train.config import IDENTITY_SECTIONS, TrainConfig
 from any4d.train.distributed import Processes
 
@@ -176,11 +182,8 @@ def read_trainer_state(directory: Path, config: TrainConfig) -> dict[str, Any]:
     path = directory / "trainer.json"
     if not path.is_file():
         raise FileNotFoundError(f"{path} not found (is {directory} a complete checkpoint?)")
-    try:
-        meta = json.loads(path.read_text())
-    except json.JSONDecodeError as error:
-        raise ValueError(f"{path} is not valid JSON ({error}): the checkpoint is corrupt") from None
-    if not isinstance(meta, dict) or meta.get("format") != FORMAT:
+    meta = read_json_object(path)
+    if meta.get("format") != FORMAT:
         raise ValueError(f"{path} is not an any4d training checkpoint")
     if meta.get("format_version") != FORMAT_VERSION:
         raise ValueError(f"{path} has format_version {meta.get('format_version')!r} "

@@ -53,13 +53,11 @@ class TrainResult:
 
 
 def build_tokenizer(section: TokenizerSection, device: torch.device):
-    from any4d.tokenize import PixelTokenizer, WanVAETokenizer
+    """The tokenizer a training config's ``tokenizer`` section describes."""
+    from any4d.tokenize import build_tokenizer as build
 
-    if section.kind == "pixel":
-        return PixelTokenizer(section.stride, section.stream_scales)
-    return WanVAETokenizer.from_pretrained(
-        section.vae_path, device=device, stream_scales=section.stream_scales
-    )
+    return build(section.kind, stride=section.stride, vae_path=section.vae_path,
+                 stream_scales=section.stream_scales, device=device)  # fmt: skip
 
 
 def build_model(config: TrainConfig, channels: int) -> Any4DTransformer:

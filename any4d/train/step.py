@@ -56,14 +56,8 @@ def prepare_micro_batch(
 ) -> MicroBatch:
     """Tokenise ``scenes`` and draw each slot's pattern, times and noise (module docstring)."""
     context = (-1,) if tokenizer.temporal_stride > 1 else ()  # the interpolation pattern's
-    clip = tokenizer.encode(list(scenes), context_frames=context).to(device)
-    reference = clip.grids["rgb"]
-    latents, available = {}, {}
-    for s in streams:
-        latents[s] = clip.grids.get(s, torch.zeros_like(reference))
-        available[s] = clip.available.get(
-            s, torch.zeros(reference.shape[0], dtype=torch.bool, device=device)
-        )
+    clip = tokenizer.encode(list(scenes), context_frames=context).to(device).with_streams(streams)
+    latents, available, reference = clip.grids, clip.available, clip.grids["rgb"]
     flags_cpu = {s: available[s].cpu() for s in streams}  # one transfer, not one per sample
     rows = {"states": [], "times": []}
     noises = {s: [] for s in streams}

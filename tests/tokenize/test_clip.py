@@ -60,3 +60,19 @@ def test_tokenizer_is_abstract():
         Tokenizer()
     assert isinstance(PixelTokenizer(), Tokenizer)
     assert isinstance(LatentClip, type)
+
+
+def test_with_streams_adds_zero_unavailable_grids_and_build_tokenizer_checks_its_kind():
+    from any4d.tokenize import build_tokenizer
+
+    scene = render_clip(0, num_frames=2, height=8, width=8)
+    clip = PixelTokenizer(2).encode(replace(scene, depth=None))
+    full = clip.with_streams(("rgb", "depth", "ray_d", "ray_m"))
+    assert torch.equal(full.grids["depth"], torch.zeros_like(clip.grids["rgb"]))
+    assert not full.available["depth"].any() and full.available["ray_d"].all()
+    assert torch.equal(full.grids["ray_m"], clip.grids["ray_m"])
+    assert isinstance(build_tokenizer("pixel", stride=2), PixelTokenizer)
+    with pytest.raises(ValueError, match="tokenizer kind 'jpeg'"):
+        build_tokenizer("jpeg")
+    with pytest.raises(ValueError, match="needs vae_path"):
+        build_tokenizer("wan_vae")
