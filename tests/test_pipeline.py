@@ -102,3 +102,20 @@ def test_stream_scales_survive_save_and_load(tmp_path):
     pipe = Any4DPipeline(Any4DTransformer(preset("tiny")), PixelTokenizer(2, {"ray_m": 7.0}))
     loaded = Any4DPipeline.from_pretrained(pipe.save_pretrained(tmp_path / "p"))
     assert loaded.tokenizer.stream_scales == {"ray_m": 7.0}
+
+
+def test_pipeline_under_bf16_autocast_returns_float32_geometry():
+    """Autocast runs the model in bf16; depth and cameras are still decoded in the clip's dtype
+    (bf16 poses beside fp32 intrinsics used to be an invalid Scene)."""
+    from any4d.demo import shipped_checkpoint
+
+    shipped = Any4DPipeline.from_pretrained(shipped_checkpoint())
+    d = shipped.defaults
+    truth = render_clip(7, num_frames=d["num_frames"], height=d["height"], width=d["width"])
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        result = shipped(shipped.observed(truth, "geometry"), task="geometry", candidates=2,
+                         steps=3, progress=False)  # fmt: skip
+    assert result.failures == []
+    assert result.scene.depth.dtype == result.scene.cameras.c2w.dtype == torch.float32
+    assert result.scene.cameras.K.dtype == torch.float32
+    assert torch.equal(result.scene.rgb, truth.rgb)

@@ -268,10 +268,14 @@ class Tokenizer(ABC):
         """
         dtype = clip.frame.scale.dtype
         out: dict[str, Tensor | Cameras] = {"rgb": self._decode_video(grids["rgb"], clip)}
+        # Geometry in the clip's own dtype even under autocast (bf16 poses would also mix
+        # dtypes with the clip's intrinsics); the codec above may run in autocast.
+        exact = torch.autocast(grids["rgb"].device.type, enabled=False)
         if "depth" in grids and rows.get("depth"):
             depth_rows = rows["depth"]
             encoded = self._decode_video(grids["depth"][depth_rows], clip).mean(2, keepdim=True)
-            out["depth"] = frame_rows(clip.frame, depth_rows).decode_depth(encoded.to(dtype))
+            with exact:
+                out["depth"] = frame_rows(clip.frame, depth_rows).decode_depth(encoded.to(dtype))
         if "ray_d" in grids and rows.get("cameras"):
             camera_rows = rows["cameras"]
             halves = [
@@ -288,9 +292,10 @@ class Tokenizer(ABC):
                         f"ray_weights has shape {tuple(ray_weights.shape)} (expected "
                         f"broadcastable to {full})"
                     ) from None
-            grid_cameras = rays_to_cameras(rays, ray_weights)
-            cameras = grid_cameras.resized_to(tuple(rays.shape[-2:]), clip.image_size)
-            out["cameras"] = frame_rows(clip.frame, camera_rows).denormalize_cameras(cameras)
+            with exact:
+                grid_cameras = rays_to_cameras(rays, ray_weights)
+                cameras = grid_cameras.resized_to(tuple(rays.shape[-2:]), clip.image_size)
+                out["cameras"] = frame_rows(clip.frame, camera_rows).denormalize_cameras(cameras)
         return out
 
     def _clip_grids(self, clip: LatentClip, grids: dict[str, Tensor]) -> dict[str, Tensor]:
