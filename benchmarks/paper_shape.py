@@ -71,7 +71,7 @@ def peak_gib() -> float:
 
 def reset_peak() -> None:
     if torch.cuda.is_available():
-        reset_peak()
+        torch.cuda.reset_peak_memory_stats()
 
 
 def model_inputs(config, latent, context, dtype, device):

@@ -4,11 +4,12 @@
     python benchmarks/train_step.py precision=bf16 data.batch_size=4  # as `any4d train` takes
     python benchmarks/train_step.py --size-config my.yaml --gpus 8 --latent 16 13 30 40
 
-1. The ``--config`` run (default ``tiny-synthetic``) on CPU: full training steps as the trainer
-   does them (``prepare_micro_batch`` → forward → ``flow_matching_loss`` → backward → clip →
-   AdamW), best of ``--repeats`` after ``--warmup`` steps, scenes rendered beforehand (the
-   DataLoader's job). Tokens/s and samples/s, and the ratio step / forward-only pass of the same
-   micro-batches, the reference timed in the same run. Nothing is written to disk.
+1. The ``--config`` run (default ``tiny-synthetic``) on ``--device`` (default CPU): full
+   training steps as the trainer does them (``prepare_micro_batch`` → forward →
+   ``flow_matching_loss`` → backward → clip → AdamW), best of ``--repeats`` after
+   ``--warmup`` steps, scenes rendered beforehand (the DataLoader's job). Tokens/s and
+   samples/s, and the ratio step / forward-only pass of the same micro-batches, the reference
+   timed in the same run. Nothing is written to disk.
 2. The ``--size-config`` model (default ``wan2.1-1.3b``) built on the ``meta`` device (no memory):
    parameters, parameter / gradient / AdamW memory per GPU under FSDP2, and the FLOPs of one
    training step counted by ``FlopCounterMode`` against an analytic count; then what an H100 at
@@ -46,9 +47,15 @@ def _autocast(config: TrainConfig, device: torch.device):
     return contextlib.nullcontext()
 
 
-def measure_steps(config: TrainConfig, warmup: int, repeats: int) -> None:
+def _clock(device: torch.device) -> float:
+    """perf_counter after the device's queued work is done."""
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+    return time.perf_counter()
+
+
+def measure_steps(config: TrainConfig, warmup: int, repeats: int, device: torch.device) -> None:
     """Time the trainer's step (one process, no wrapper) and a no-grad forward of its batch."""
-    device = torch.device("cpu")
     torch.manual_seed(config.seed)
     tokenizer = build_tokenizer(config.tokenizer, device)
     model = build_model(config, tokenizer.latent_channels).to(device)
@@ -92,12 +99,12 @@ def measure_steps(config: TrainConfig, warmup: int, repeats: int) -> None:
     def train_step(step: int) -> tuple[dict[str, float], list]:
         """The body of ``any4d.train.loop._train`` for one process; returns phase times."""
         times = {}
-        start = time.perf_counter()
+        start = _clock(device)
         micro = prepare(step)
         counts = {s: sum(m.counts[s] for m in micro) for s in streams}
         for group in optimizer.param_groups:
             group["lr"] = learning_rate(config, step)
-        times["tokenise"] = time.perf_counter() - start
+        times["tokenise"] = _clock(device) - start
         for batch in micro:
             with autocast:
                 prediction = model(batch.noisy, batch.model_times, frame_index=batch.frame_index)
@@ -107,21 +114,21 @@ def measure_steps(config: TrainConfig, warmup: int, repeats: int) -> None:
                 denominators=counts,
             )  # fmt: skip
             terms.total.backward()
-        times["forward + loss + backward"] = time.perf_counter() - start - times["tokenise"]
-        middle = time.perf_counter()
+        times["forward + loss + backward"] = _clock(device) - start - times["tokenise"]
+        middle = _clock(device)
         torch.nn.utils.clip_grad_norm_(model.parameters(), config.optim.grad_clip)
         optimizer.step()
         optimizer.zero_grad(set_to_none=True)
-        times["clip + AdamW"] = time.perf_counter() - middle
-        times["step"] = time.perf_counter() - start
+        times["clip + AdamW"] = _clock(device) - middle
+        times["step"] = _clock(device) - start
         return times, micro
 
     def forward_only(micro: list) -> float:
-        start = time.perf_counter()
+        start = _clock(device)
         with torch.no_grad(), autocast:
             for batch in micro:
                 model(batch.noisy, batch.model_times, frame_index=batch.frame_index)
-        return time.perf_counter() - start
+        return _clock(device) - start
 
     for step in range(warmup):
         _, micro = train_step(step)
@@ -143,7 +150,7 @@ def measure_steps(config: TrainConfig, warmup: int, repeats: int) -> None:
         f"config: {params / 1e6:.2f} M parameters (dim {c.dim}, {c.num_layers} layers, "
         f"{len(streams)} streams), batch {batch} × accumulation {config.accumulation}, latent "
         f"grid {frames} × {height} × {width} → {per_stream} tokens per stream, {config.precision}, "
-        f"checkpointing {config.model.gradient_checkpointing}; cpu, "
+        f"checkpointing {config.model.gradient_checkpointing}; {device}, "
         f"{torch.get_num_threads()} threads; best of {repeats} after {warmup} warm-up steps"
     )
     step = best["step"]
@@ -308,6 +315,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--config", default="tiny-synthetic", help="named config or YAML")
     parser.add_argument("overrides", nargs="*", metavar="KEY=VALUE", help="for --config")
+    parser.add_argument("--device", default="cpu", help="where the --config run is timed")
     parser.add_argument("--warmup", type=int, default=3)
     parser.add_argument("--repeats", type=int, default=10)
     parser.add_argument("--size-config", default="wan2.1-1.3b", help="named config or YAML")
@@ -326,7 +334,8 @@ def main() -> None:
     args = parser.parse_args()
 
     print(f"torch {torch.__version__}")
-    measure_steps(load_config(args.config, args.overrides), args.warmup, args.repeats)
+    measure_steps(load_config(args.config, args.overrides), args.warmup, args.repeats,
+                  torch.device(args.device))
     size_report(args)
 
 
