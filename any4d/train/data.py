@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
+import signal
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 
@@ -148,5 +149,13 @@ def micro_batches(
         num_workers=num_workers,
         collate_fn=_collate,
         persistent_workers=False,
+        worker_init_fn=_ignore_sigterm if num_workers > 0 else None,
     )
     return iter(loader)
+
+
+def _ignore_sigterm(worker_id: int) -> None:
+    """Workers leave SIGTERM to the main process. Schedulers and ``timeout`` signal the whole
+    process group; a worker that died of it made the DataLoader raise in the middle of the main
+    process's final save."""
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)

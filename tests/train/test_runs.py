@@ -4,6 +4,7 @@ FSDP2 on two CPU processes equal one process, and bad checkpoints are clear erro
 from __future__ import annotations
 
 import json
+import os
 import signal
 import subprocess
 import time
@@ -84,6 +85,25 @@ def test_sigterm_saves_the_current_step_and_exits(tmp_path):
     assert 0 < step < 200
     latest = (tmp_path / "checkpoints" / "latest").read_text().strip()
     assert latest == f"step_{step:06d}"
+
+
+def test_sigterm_to_the_process_group_with_data_workers_still_saves(tmp_path):
+    """As a scheduler or ``timeout`` sends it: to the main process and its DataLoader workers."""
+    command = train_command(tmp_path, "steps=200", "checkpoint_every=100", "data.num_workers=2")
+    process = subprocess.Popen(command, env=environment(), stdout=subprocess.PIPE,
+                               stderr=subprocess.PIPE, text=True,
+                               start_new_session=True)  # fmt: skip
+    metrics = tmp_path / "metrics.jsonl"
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline and not (metrics.exists() and metrics.read_text()):
+        time.sleep(0.05)
+    os.killpg(process.pid, signal.SIGTERM)
+    out, err = process.communicate(timeout=120)
+    assert process.returncode == 0, err[-2000:]
+    step = int(out.split("stopped (SIGTERM) at step ")[1].split(";")[0])
+    latest = (tmp_path / "checkpoints" / "latest").read_text().strip()
+    assert latest == f"step_{step:06d}"
+    assert (tmp_path / "checkpoints" / latest / "model" / "model.safetensors").exists()
 
 
 @pytest.mark.parametrize("strategy", ["ddp", "fsdp"])
