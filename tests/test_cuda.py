@@ -78,7 +78,11 @@ def test_forward_and_gradients_on_cuda_equal_cpu_in_fp32(model):
         # fp32 on both, TF32 off; CUDA's attention kernels sum in another order (H100: 2.4e-4)
         assert relative(outputs[1][s], outputs[0][s]) < 1e-3, s
     assert all(g.any() for g in grads[0].values())
-    assert max(relative(grads[1][n], grads[0][n]) for n in grads[0]) < 5e-3
+    # Per parameter, ‖g_cuda − g_cpu‖ / ‖g_cpu‖ (a max-abs ratio is noise on tiny entries).
+    errors = {n: float((grads[1][n] - g).norm() / g.norm()) for n, g in grads[0].items()}
+    worst = max(errors, key=errors.get)
+    print(f"worst gradient: {worst} {errors[worst]:.2e}")
+    assert errors[worst] < 1e-2, (worst, errors[worst])
 
 
 def test_bf16_weights_and_autocast_stay_close_to_fp32(model):
