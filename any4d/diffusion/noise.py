@@ -12,7 +12,7 @@ pure noise at ``t = 1``.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
 import torch
@@ -57,46 +57,61 @@ def sample_patterns(
     layout,
     available: Mapping[str, Tensor],
     config: NoiseConfig,
-    generator: torch.Generator | None = None,
+    generator: torch.Generator | Sequence[torch.Generator] | None = None,
 ) -> tuple[dict[str, Tensor], list[str]]:
     """One training pattern per sample, restricted to what the sample provides.
 
     layout:    pixel frames per latent frame (a ``LatentClip``), context groups last.
     available: stream → (B,) bool, which samples have ground truth for the stream; the streams
                given are the streams present.
+    generator: one for the batch, or one per sample (sample b draws from ``generator[b]``).
     A pattern fits a sample when every stream it makes clean is available and at least one of
     its targets has ground truth. Targets without ground truth become absent.
     Returns the states, stream → (B, T') uint8, and the pattern name of each sample.
     """
     streams = list(available)
     batch = next(iter(available.values())).shape[0]
+    if isinstance(generator, Sequence) and len(generator) != batch:
+        raise ValueError(f"generator has {len(generator)} generators for {batch} samples")
     names = [name for name, weight in config.patterns.items() if weight > 0]
     weights = torch.tensor([config.patterns[n] for n in names], dtype=torch.float64)
+    flags_cpu = {s: available[s].cpu().tolist() for s in streams}  # one transfer per stream
+    fitting: dict[tuple[bool, ...], tuple[list[str], list[dict[str, Tensor]]]] = {}
     rows: dict[str, list[Tensor]] = {s: [] for s in streams}
     chosen = []
     for b in range(batch):
-        options, option_states = [], []
-        flags = {s: bool(available[s][b]) for s in streams}
-        for name in names:
-            mask = PRESETS[name]
-            if any(not flags.get(s, False) for s in mask.clean):
-                continue
-            states = mask.states(layout, streams, available=flags, drop_unavailable=True)
-            if any((v == State.TARGET).any() for v in states.values()):
-                options.append(name)
-                option_states.append(states)
+        key = tuple(bool(flags_cpu[s][b]) for s in streams)
+        if key not in fitting:  # samples with the same modalities have the same options
+            flags = dict(zip(streams, key, strict=True))
+            fitting[key] = _fitting_patterns(layout, streams, flags, names)
+        options, option_states = fitting[key]
         if not options:
-            have = [s for s in streams if flags[s]]
+            have = [s for s, flag in zip(streams, key, strict=True) if flag]
             raise ValueError(
                 f"sample {b} has only {have}: none of the patterns {names} fits it (each needs "
                 "its clean streams and a target with ground truth)"
             )
         option_weights = weights[[names.index(o) for o in options]]
-        pick = int(torch.multinomial(option_weights, 1, generator=generator))
+        own = generator[b] if isinstance(generator, Sequence) else generator
+        pick = int(torch.multinomial(option_weights, 1, generator=own))
         chosen.append(options[pick])
         for s in streams:
             rows[s].append(option_states[pick][s][0])
     return {s: torch.stack(r) for s, r in rows.items()}, chosen
+
+
+def _fitting_patterns(layout, streams, flags: dict[str, bool], names: list[str]):
+    """The patterns (names, states (1, T') per stream) that fit a sample providing ``flags``."""
+    options, option_states = [], []
+    for name in names:
+        mask = PRESETS[name]
+        if any(not flags.get(s, False) for s in mask.clean):
+            continue
+        states = mask.states(layout, streams, available=flags, drop_unavailable=True)
+        if any((v == State.TARGET).any() for v in states.values()):
+            options.append(name)
+            option_states.append(states)
+    return options, option_states
 
 
 def sample_times(

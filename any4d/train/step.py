@@ -59,21 +59,19 @@ def prepare_micro_batch(
     clip = tokenizer.encode(list(scenes), context_frames=context).to(device).with_streams(streams)
     latents, available, reference = clip.grids, clip.available, clip.grids["rgb"]
     flags_cpu = {s: available[s].cpu() for s in streams}  # one transfer, not one per sample
-    rows = {"states": [], "times": []}
+    # Each slot's generator draws, in order: its pattern, its times, its noise.
+    generators = [slot_generator(seed, step, slot, "noise") for slot in slots]
+    states_cpu, patterns = sample_patterns(clip, flags_cpu, noise, generators)
+    rows = []
     noises = {s: [] for s in streams}
-    patterns = []
-    for b, slot in enumerate(slots):
-        generator = slot_generator(seed, step, slot, "noise")
-        flags = {s: flags_cpu[s][b : b + 1] for s in streams}
-        states, names = sample_patterns(clip, flags, noise, generator)
-        rows["states"].append(states)
-        rows["times"].append(sample_times(states, noise, generator))
-        patterns += names
+    for b, generator in enumerate(generators):
+        rows.append(sample_times({s: v[b : b + 1] for s, v in states_cpu.items()}, noise,
+                                 generator))  # fmt: skip
         for s in streams:
             eps = torch.randn(latents[s].shape[1:], generator=generator, dtype=reference.dtype)
             noises[s].append(eps)
-    states = {s: torch.cat([r[s] for r in rows["states"]]).to(device) for s in streams}
-    times = {s: torch.cat([r[s] for r in rows["times"]]).to(device) for s in streams}
+    states = {s: v.to(device) for s, v in states_cpu.items()}
+    times = {s: torch.cat([r[s] for r in rows]).to(device) for s in streams}
     eps = {s: torch.stack(noises[s]).to(device) for s in streams}
     noisy = {}
     for s in streams:

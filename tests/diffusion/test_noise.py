@@ -46,6 +46,22 @@ def test_pattern_weights_are_followed():
     assert 0.68 < names.count("video") / 400 < 0.82
 
 
+def test_one_generator_per_sample_draws_as_one_call_per_sample():
+    """The trainer's batched call equals sample-by-sample calls with each sample's generator."""
+    layout = Layout.for_stride(5)
+    available = availability(("rgb",), STREAMS, ("rgb", "ray_d", "ray_m"), STREAMS, STREAMS)
+    generators = [torch.Generator().manual_seed(10 + b) for b in range(5)]
+    states, names = sample_patterns(layout, available, NoiseConfig(), generators)
+    for b in range(5):
+        one = {s: v[b : b + 1] for s, v in available.items()}
+        alone, name = sample_patterns(layout, one, NoiseConfig(),
+                                      torch.Generator().manual_seed(10 + b))  # fmt: skip
+        assert name == names[b : b + 1]
+        assert all(torch.equal(alone[s][0], states[s][b]) for s in STREAMS)
+    with pytest.raises(ValueError, match="2 generators for 5 samples"):
+        sample_patterns(layout, available, NoiseConfig(), generators[:2])
+
+
 def test_no_fitting_pattern_is_an_error():
     with pytest.raises(ValueError, match="sample 0 has only \\['rgb'\\]"):
         sample_patterns(
