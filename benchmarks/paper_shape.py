@@ -14,13 +14,13 @@ do not change the cost. Rows:
   peak memory. FLOPs are the analytic count of ``train_step.py`` (matmuls and attention);
 - **forward + backward** of a training micro-batch (batch 1, fp32 weights, bf16 autocast,
   gradient checkpointing as the ``wan2.1-1.3b`` config), peak memory. AdamW is left out: its
-  fp32 moments (45 GiB) do not fit one 80 GB card beside the weights; FSDP2 shards them;
+  fp32 moments (42 GiB) do not fit one 80 GB card beside the weights; FSDP2 shards them;
 - **sampled clip**: ``Any4DPipeline`` end to end for ``--task`` — VAE encode of the observed
   streams, ``--steps`` solver steps (history guidance doubles the model calls), VAE decode,
   cameras from rays — seconds per clip and model calls per clip.
 
 Times are the median of ``--repeats`` after one warm-up. ``--device cpu`` only checks that the
-script runs (use ``--preset tiny`` and a small clip); its numbers mean nothing.
+script runs (with ``--num-layers 1 --small-vae`` and a small clip); its numbers mean nothing.
 """
 
 from __future__ import annotations
@@ -233,7 +233,7 @@ def main() -> None:
                             progress=False)  # fmt: skip
 
         seconds, result = timed(clip, args.repeats)
-        model.forward = forward
+        del model.forward  # the class's forward again
         work = len(calls) * flops
         report(f"sampled clip '{args.task}', {args.steps} steps, {len(calls)} model calls",
                seconds, work)  # fmt: skip

@@ -334,8 +334,12 @@ def main() -> None:
     args = parser.parse_args()
 
     print(f"torch {torch.__version__}")
-    measure_steps(load_config(args.config, args.overrides), args.warmup, args.repeats,
-                  torch.device(args.device))
+    measure_steps(
+        load_config(args.config, args.overrides),
+        args.warmup,
+        args.repeats,
+        torch.device(args.device),
+    )
     size_report(args)
 
 
