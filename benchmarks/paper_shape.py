@@ -27,9 +27,9 @@ from __future__ import annotations
 
 import argparse
 import statistics
-import time
 
 import torch
+from train_step import analytic_forward, clock  # benchmarks/ is on sys.path as a script
 
 from any4d.data import Scene
 from any4d.model import Any4DTransformer, preset
@@ -37,21 +37,15 @@ from any4d.model import Any4DTransformer, preset
 H100_BF16_DENSE = 989e12  # FLOP/s, SXM, dense; the H200's is the same
 
 
-def synchronize() -> None:
-    if torch.cuda.is_available():
-        torch.cuda.synchronize()
-
-
-def timed(fn, repeats: int) -> tuple[float, object]:
+def timed(fn, repeats: int, device: torch.device) -> tuple[float, object]:
     """Median seconds of ``repeats`` calls after one warm-up, and the last result."""
     result = fn()
-    synchronize()
+    clock(device)
     times = []
     for _ in range(repeats):
-        start = time.perf_counter()
+        start = clock(device)
         result = fn()
-        synchronize()
-        times.append(time.perf_counter() - start)
+        times.append(clock(device) - start)
     return statistics.median(times), result
 
 
@@ -62,7 +56,7 @@ def matmul_reference(device: torch.device, repeats: int = 10) -> float:
     b = torch.randn(n, n, device=device, dtype=torch.bfloat16)
     for _ in range(3):
         a @ b
-    seconds, _ = timed(lambda: a @ b, repeats)
+    seconds, _ = timed(lambda: a @ b, repeats, device)
     return 2 * n**3 / seconds
 
 
@@ -109,7 +103,6 @@ def main() -> None:
     device = torch.device(args.device)
     if device.type == "cuda" and not torch.cuda.is_available():
         raise SystemExit("--device cuda: no CUDA device here (use --device cpu for a dry run)")
-    from train_step import analytic_forward  # benchmarks/ is on sys.path when run as a script
 
     torch.backends.cuda.matmul.allow_tf32 = True
     torch.backends.cudnn.allow_tf32 = True
@@ -164,7 +157,7 @@ def main() -> None:
             with torch.no_grad(), torch.autocast(device.type, dtype=torch.bfloat16):
                 return model(latents, times, frame_index=index)
 
-        seconds, _ = timed(forward, args.repeats)
+        seconds, _ = timed(forward, args.repeats, device)
         report(f"forward, {label}", seconds, flops)
         del latents
     model.float()
@@ -186,7 +179,7 @@ def main() -> None:
 
         reset_peak()
         # backward ≈ 2 × forward, + the recomputed forward of every block
-        seconds, _ = timed(step, args.repeats)
+        seconds, _ = timed(step, args.repeats, device)
         report("forward + backward (batch 1, checkpointing)", seconds,
                3 * flops + counted["blocks"])  # fmt: skip
         print(f"    (fp32 weights + gradients; AdamW's two fp32 moments would add "
@@ -232,7 +225,7 @@ def main() -> None:
                 return pipe(scene, args.task, steps=args.steps, guidance=args.guidance,
                             progress=False)  # fmt: skip
 
-        seconds, result = timed(clip, args.repeats)
+        seconds, result = timed(clip, args.repeats, device)
         del model.forward  # the class's forward again
         work = len(calls) * flops
         report(f"sampled clip '{args.task}', {args.steps} steps, {len(calls)} model calls",

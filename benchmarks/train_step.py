@@ -47,7 +47,7 @@ def _autocast(config: TrainConfig, device: torch.device):
     return contextlib.nullcontext()
 
 
-def _clock(device: torch.device) -> float:
+def clock(device: torch.device) -> float:
     """perf_counter after the device's queued work is done."""
     if device.type == "cuda":
         torch.cuda.synchronize(device)
@@ -99,12 +99,12 @@ def measure_steps(config: TrainConfig, warmup: int, repeats: int, device: torch.
     def train_step(step: int) -> tuple[dict[str, float], list]:
         """The body of ``any4d.train.loop._train`` for one process; returns phase times."""
         times = {}
-        start = _clock(device)
+        start = clock(device)
         micro = prepare(step)
         counts = {s: sum(m.counts[s] for m in micro) for s in streams}
         for group in optimizer.param_groups:
             group["lr"] = learning_rate(config, step)
-        times["tokenise"] = _clock(device) - start
+        times["tokenise"] = clock(device) - start
         for batch in micro:
             with autocast:
                 prediction = model(batch.noisy, batch.model_times, frame_index=batch.frame_index)
@@ -114,21 +114,21 @@ def measure_steps(config: TrainConfig, warmup: int, repeats: int, device: torch.
                 denominators=counts,
             )  # fmt: skip
             terms.total.backward()
-        times["forward + loss + backward"] = _clock(device) - start - times["tokenise"]
-        middle = _clock(device)
+        times["forward + loss + backward"] = clock(device) - start - times["tokenise"]
+        middle = clock(device)
         torch.nn.utils.clip_grad_norm_(model.parameters(), config.optim.grad_clip)
         optimizer.step()
         optimizer.zero_grad(set_to_none=True)
-        times["clip + AdamW"] = _clock(device) - middle
-        times["step"] = _clock(device) - start
+        times["clip + AdamW"] = clock(device) - middle
+        times["step"] = clock(device) - start
         return times, micro
 
     def forward_only(micro: list) -> float:
-        start = _clock(device)
+        start = clock(device)
         with torch.no_grad(), autocast:
             for batch in micro:
                 model(batch.noisy, batch.model_times, frame_index=batch.frame_index)
-        return _clock(device) - start
+        return clock(device) - start
 
     for step in range(warmup):
         _, micro = train_step(step)

@@ -76,22 +76,23 @@ def sample_patterns(
     names = [name for name, weight in config.patterns.items() if weight > 0]
     weights = torch.tensor([config.patterns[n] for n in names], dtype=torch.float64)
     flags_cpu = {s: available[s].cpu().tolist() for s in streams}  # one transfer per stream
-    fitting: dict[tuple[bool, ...], tuple[list[str], list[dict[str, Tensor]]]] = {}
+    fitting: dict[tuple[bool, ...], tuple[list[str], list[dict[str, Tensor]], Tensor]] = {}
     rows: dict[str, list[Tensor]] = {s: [] for s in streams}
     chosen = []
     for b in range(batch):
         key = tuple(bool(flags_cpu[s][b]) for s in streams)
         if key not in fitting:  # samples with the same modalities have the same options
             flags = dict(zip(streams, key, strict=True))
-            fitting[key] = _fitting_patterns(layout, streams, flags, names)
-        options, option_states = fitting[key]
+            options, option_states = _fitting_patterns(layout, streams, flags, names)
+            option_weights = weights[[names.index(o) for o in options]]
+            fitting[key] = options, option_states, option_weights
+        options, option_states, option_weights = fitting[key]
         if not options:
             have = [s for s, flag in zip(streams, key, strict=True) if flag]
             raise ValueError(
                 f"sample {b} has only {have}: none of the patterns {names} fits it (each needs "
                 "its clean streams and a target with ground truth)"
             )
-        option_weights = weights[[names.index(o) for o in options]]
         own = generator[b] if isinstance(generator, Sequence) else generator
         pick = int(torch.multinomial(option_weights, 1, generator=own))
         chosen.append(options[pick])

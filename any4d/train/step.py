@@ -58,10 +58,9 @@ def prepare_micro_batch(
     context = (-1,) if tokenizer.temporal_stride > 1 else ()  # the interpolation pattern's
     clip = tokenizer.encode(list(scenes), context_frames=context).to(device).with_streams(streams)
     latents, available, reference = clip.grids, clip.available, clip.grids["rgb"]
-    flags_cpu = {s: available[s].cpu() for s in streams}  # one transfer, not one per sample
     # Each slot's generator draws, in order: its pattern, its times, its noise.
     generators = [slot_generator(seed, step, slot, "noise") for slot in slots]
-    states_cpu, patterns = sample_patterns(clip, flags_cpu, noise, generators)
+    states_cpu, patterns = sample_patterns(clip, available, noise, generators)
     rows = []
     noises = {s: [] for s in streams}
     for b, generator in enumerate(generators):

@@ -70,13 +70,18 @@ def test_resume_after_sigkill_repeats_the_uninterrupted_losses(tmp_path):
     assert all(torch.equal(straight[k], resumed[k]) for k in straight)
 
 
+def wait_for_first_metrics(output, timeout: float = 120) -> None:
+    """Until the run in ``output`` has logged a step (it is inside the training loop)."""
+    metrics = output / "metrics.jsonl"
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline and not (metrics.exists() and metrics.read_text()):
+        time.sleep(0.05)
+
+
 def test_sigterm_saves_the_current_step_and_exits(tmp_path):
     process = subprocess.Popen(train_command(tmp_path, "steps=200", "checkpoint_every=100"),
                                env=environment(), stdout=subprocess.PIPE, text=True)  # fmt: skip
-    metrics = tmp_path / "metrics.jsonl"
-    deadline = time.monotonic() + 120
-    while time.monotonic() < deadline and not (metrics.exists() and metrics.read_text()):
-        time.sleep(0.05)
+    wait_for_first_metrics(tmp_path)
     process.send_signal(signal.SIGTERM)
     out, _ = process.communicate(timeout=120)
     assert process.returncode == 0
@@ -93,10 +98,7 @@ def test_sigterm_to_the_process_group_with_data_workers_still_saves(tmp_path):
     process = subprocess.Popen(command, env=environment(), stdout=subprocess.PIPE,
                                stderr=subprocess.PIPE, text=True,
                                start_new_session=True)  # fmt: skip
-    metrics = tmp_path / "metrics.jsonl"
-    deadline = time.monotonic() + 120
-    while time.monotonic() < deadline and not (metrics.exists() and metrics.read_text()):
-        time.sleep(0.05)
+    wait_for_first_metrics(tmp_path)
     os.killpg(process.pid, signal.SIGTERM)
     out, err = process.communicate(timeout=120)
     assert process.returncode == 0, err[-2000:]
