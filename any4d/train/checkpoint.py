@@ -255,3 +255,39 @@ def _copy_into(target: torch.Tensor, full: torch.Tensor) -> None:
         local.copy_(full.to_local())
     else:
         target.copy_(full)
+
+
+def initial_weights(path: str | Path, expected) -> dict[str, torch.Tensor]:
+    """The fp32 weights a fine-tuning run starts from (``model.init_from``).
+
+    path: a pipeline directory (``model/`` beside ``pipeline.json``), a training checkpoint
+    ``step_N/`` (its ``ema.safetensors`` when kept, else ``model/``) or a ``model/`` directory
+    itself. expected: the run's ``TransformerConfig``; a different architecture is an error
+    naming the fields that differ.
+    """
+    from any4d.model.checkpoint import read_config
+
+    path = Path(path)
+    if not path.is_dir():
+        raise FileNotFoundError(f"model.init_from={str(path)!r} is not a directory")
+    model_dir = path / "model" if (path / "model").is_dir() else path
+    if not (model_dir / WEIGHTS_NAME).is_file():
+        raise FileNotFoundError(
+            f"model.init_from={str(path)!r} holds no {WEIGHTS_NAME} (expected a pipeline "
+            "directory, a training checkpoint step_N/ or a model/ directory)"
+        )
+    config, _ = read_config(model_dir)
+    if config != expected:
+        ours, theirs = expected.to_dict(), config.to_dict()
+        changed = sorted(k for k in ours if ours[k] != theirs.get(k))
+        raise ValueError(
+            f"model.init_from={str(path)!r} is a different architecture: "
+            + ", ".join(f"{k}={theirs.get(k)!r} there, {ours[k]!r} here" for k in changed)
+        )
+    source = path / "ema.safetensors" if (path / "ema.safetensors").is_file() else None
+    source = source or model_dir / WEIGHTS_NAME
+    try:
+        state = load_file(source)
+    except SafetensorError as error:
+        raise ValueError(f"{source} is not a readable safetensors file ({error})") from None
+    return {name: tensor.float() for name, tensor in state.items()}

@@ -24,12 +24,23 @@ MODALITY_NAMES = ("rgb", "depth", "cameras", "text")
 class ModelSection:
     """preset: a model preset (``any4d.model.PRESETS``); overrides: its fields to replace;
     wan_path: a local Wan2.1 transformer to start every stream from (``from_wan``), or None for
-    a random init; gradient_checkpointing: recompute activations in the backward pass."""
+    a random init; init_from: a local any4d model to fine-tune instead (a pipeline directory,
+    a training checkpoint ``step_N/`` — its EMA weights when it kept them — or a ``model/``
+    directory), whose architecture must equal the preset's; gradient_checkpointing: recompute
+    activations in the backward pass."""
 
     preset: str = "tiny"
     overrides: dict[str, Any] = field(default_factory=dict)
     wan_path: str | None = None
+    init_from: str | None = None
     gradient_checkpointing: bool = False
+
+    def __post_init__(self) -> None:
+        if self.wan_path is not None and self.init_from is not None:
+            raise ValueError(
+                f"model.wan_path={self.wan_path!r} and model.init_from={self.init_from!r}: "
+                "give at most one starting point"
+            )
 
 
 @dataclass(frozen=True)
@@ -122,13 +133,16 @@ class NoiseSection:
 
 @dataclass(frozen=True)
 class OptimSection:
-    """AdamW with linear warm-up, then a constant rate (the paper's recipe)."""
+    """AdamW with a linear warm-up over ``warmup_steps``, then ``schedule``: "constant" (the
+    paper's recipe) or "cosine" (from ``lr`` down to ``min_lr`` at the run's last step)."""
 
     lr: float = 1e-5
     betas: tuple[float, float] = (0.9, 0.95)
     weight_decay: float = 0.05
     grad_clip: float = 5.0
     warmup_steps: int = 1000
+    schedule: str = "constant"
+    min_lr: float = 0.0
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "betas", tuple(self.betas))
@@ -137,6 +151,10 @@ class OptimSection:
                 f"optim lr={self.lr}, warmup_steps={self.warmup_steps}, grad_clip="
                 f"{self.grad_clip} (expected lr > 0, warmup ≥ 0, grad_clip > 0)"
             )
+        if self.schedule not in ("constant", "cosine"):
+            raise ValueError(f"optim.schedule={self.schedule!r} (expected 'constant' or 'cosine')")
+        if not 0 <= self.min_lr <= self.lr:
+            raise ValueError(f"optim.min_lr={self.min_lr} (expected in [0, lr={self.lr}])")
 
 
 @dataclass(frozen=True)

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import math
 import signal
 import time
 from dataclasses import dataclass
@@ -23,6 +24,7 @@ from any4d.diffusion import NoiseConfig, flow_matching_loss
 from any4d.model import Any4DTransformer, preset
 from any4d.train.checkpoint import (
     existing_checkpoints,
+    initial_weights,
     latest_checkpoint,
     load_checkpoint,
     save_checkpoint,
@@ -61,11 +63,15 @@ def build_tokenizer(section: TokenizerSection, device: torch.device):
 
 
 def build_model(config: TrainConfig, channels: int) -> Any4DTransformer:
-    """The transformer of the config: from Wan weights or a random init of the preset."""
+    """The transformer of the config: from Wan weights, from an any4d model (fine-tuning), or a
+    random init of the preset."""
     section = config.model
     model_config = preset(section.preset, **section.overrides)
     if section.wan_path is not None:
         model = Any4DTransformer.from_wan(section.wan_path, streams=model_config.streams)
+    elif section.init_from is not None:
+        model = Any4DTransformer(model_config)
+        model.load_state_dict(initial_weights(section.init_from, model_config), strict=True)
     else:
         model = Any4DTransformer(model_config)
     if model.config.in_channels != channels:
@@ -93,9 +99,15 @@ def parameter_groups(model: torch.nn.Module, weight_decay: float) -> list[dict]:
 
 
 def learning_rate(config: TrainConfig, step: int) -> float:
-    """Linear warm-up over ``warmup_steps``, then constant (the paper's schedule)."""
-    warmup = config.optim.warmup_steps
-    return config.optim.lr * min(1.0, (step + 1) / warmup) if warmup else config.optim.lr
+    """The rate of optimiser step ``step`` (0-based): linear warm-up over ``warmup_steps``, then
+    constant (the paper's schedule) or a cosine from ``lr`` to ``min_lr`` at step ``steps``."""
+    optim = config.optim
+    if step < optim.warmup_steps:
+        return optim.lr * (step + 1) / optim.warmup_steps
+    if optim.schedule == "constant":
+        return optim.lr
+    progress = min(1.0, (step - optim.warmup_steps) / max(1, config.steps - optim.warmup_steps))
+    return optim.min_lr + (optim.lr - optim.min_lr) * 0.5 * (1 + math.cos(math.pi * progress))
 
 
 class _StopFlag:

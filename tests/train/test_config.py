@@ -6,6 +6,7 @@ import pytest
 
 from any4d.train import load_config, named_configs
 from any4d.train.config import config_from_dict
+from any4d.train.loop import learning_rate
 
 
 def test_named_configs_are_shipped_and_load():
@@ -69,3 +70,23 @@ def test_unknown_name_and_bad_files(tmp_path):
     bad.write_text("model:\n  presett: tiny\n")
     with pytest.raises(ValueError, match=r"model: unknown key\(s\) \['presett'\]"):
         load_config(str(bad))
+
+
+def test_learning_rate_warms_up_then_stays_or_follows_a_cosine():
+    constant = load_config("tiny-synthetic", ["optim.lr=1e-3", "optim.warmup_steps=10",
+                                              "steps=110"])  # fmt: skip
+    assert learning_rate(constant, 0) == pytest.approx(1e-4)
+    assert [learning_rate(constant, s) for s in (9, 50, 109)] == [1e-3] * 3
+    cosine = load_config("tiny-synthetic", ["optim.lr=1e-3", "optim.warmup_steps=10",
+                                            "steps=110", "optim.schedule=cosine",
+                                            "optim.min_lr=1e-5"])  # fmt: skip
+    assert learning_rate(cosine, 9) == pytest.approx(1e-3)
+    assert learning_rate(cosine, 10) == pytest.approx(1e-3)
+    assert learning_rate(cosine, 60) == pytest.approx((1e-3 + 1e-5) / 2)  # half way
+    assert learning_rate(cosine, 110) == pytest.approx(1e-5)
+    rates = [learning_rate(cosine, s) for s in range(10, 111)]
+    assert all(a >= b for a, b in zip(rates, rates[1:], strict=False))
+    with pytest.raises(ValueError, match="optim.schedule='linear'"):
+        load_config("tiny-synthetic", ["optim.schedule=linear"])
+    with pytest.raises(ValueError, match=r"optim.min_lr=0.1 \(expected in \[0, lr="):
+        load_config("tiny-synthetic", ["optim.min_lr=0.1"])

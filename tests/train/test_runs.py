@@ -16,6 +16,7 @@ from safetensors.torch import load_file
 from any4d.cli import main
 from any4d.train import checkpoint as checkpoint_module
 from any4d.train import load_config, train
+from any4d.train.loop import build_model
 from tests.train.runs import TINY, environment, losses, run, train_command
 
 
@@ -170,3 +171,33 @@ def test_mixture_with_a_missing_root_is_a_clear_error(tmp_path):
     )
     with pytest.raises((FileNotFoundError, ValueError), match="nowhere"):
         train(tiny(tmp_path / "run", f"data.mixture={mixture}"), progress=False)
+
+
+def test_init_from_starts_a_fine_tuning_run_from_the_ema_weights(tmp_path):
+    first = train(tiny(tmp_path / "one", "steps=2", "checkpoint_every=2", "ema_decay=0.5"),
+                  progress=False)  # fmt: skip
+    ema = load_file(first.checkpoint / "ema.safetensors")
+    raw = load_file(first.checkpoint / "model" / "model.safetensors")
+    assert any(not torch.equal(ema[k], raw[k]) for k in ema)  # the test can tell them apart
+    config = tiny(tmp_path / "two", "steps=1", f"model.init_from={first.checkpoint}")
+    model = build_model(config, channels=12)
+    assert all(torch.equal(v, ema[k]) for k, v in model.state_dict().items())
+    # A pipeline / model directory (no EMA beside it): its own weights.
+    from_model = build_model(tiny(tmp_path, f"model.init_from={first.checkpoint / 'model'}"), 12)
+    assert all(torch.equal(v, raw[k]) for k, v in from_model.state_dict().items())
+    # The fine-tuning run trains from there, with its own output_dir.
+    result = train(config, progress=False)
+    assert result.step == 1 and (tmp_path / "two" / "checkpoints" / "step_000001").is_dir()
+
+
+def test_init_from_bad_paths_and_architectures_are_clear_errors(tmp_path):
+    first = train(tiny(tmp_path / "one", "steps=1"), progress=False)
+    with pytest.raises(FileNotFoundError, match=r"model.init_from=.*nowhere.* not a directory"):
+        build_model(tiny(tmp_path, f"model.init_from={tmp_path / 'nowhere'}"), 12)
+    with pytest.raises(FileNotFoundError, match="holds no model.safetensors"):
+        build_model(tiny(tmp_path, f"model.init_from={tmp_path}"), 12)
+    wider = tiny(tmp_path, f"model.init_from={first.checkpoint}", "model.overrides={dim: 96}")
+    with pytest.raises(ValueError, match=r"different architecture: dim=64 there, 96 here"):
+        build_model(wider, 12)
+    with pytest.raises(ValueError, match="give at most one starting point"):
+        tiny(tmp_path, "model.wan_path=/x", "model.init_from=/y")
