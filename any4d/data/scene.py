@@ -10,13 +10,13 @@ from __future__ import annotations
 
 import json
 import os
-import tempfile
+import uuid
 from dataclasses import dataclass, replace
 from pathlib import Path
 
 import torch
 from safetensors import SafetensorError, safe_open
-from safetensors.torch import save_file
+from safetensors.torch import save
 from torch import Tensor
 
 from any4d.geometry.cameras import Cameras
@@ -185,11 +185,11 @@ class Scene:
             "text": self.text,
         }
         path.parent.mkdir(parents=True, exist_ok=True)
-        # Write beside the target and rename: a crash never leaves a half-written scene.
-        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-        os.close(fd)
+        # Write beside the target and rename: a crash never leaves a half-written scene. Python's
+        # open creates the file with the umask's permissions (safetensors' save_file: 0600).
+        tmp = path.parent / f".{path.name}.{uuid.uuid4().hex}.tmp"
         try:
-            save_file(tensors, tmp, metadata={"any4d": json.dumps(info)})
+            tmp.write_bytes(save(tensors, metadata={"any4d": json.dumps(info)}))
             os.replace(tmp, path)
         except BaseException:
             Path(tmp).unlink(missing_ok=True)

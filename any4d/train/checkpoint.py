@@ -111,6 +111,7 @@ def save_checkpoint(
             if ema_state is not None:
                 save_file({k: v.contiguous() for k, v in ema_state.items()},
                           staging / "ema.safetensors")  # fmt: skip
+                default_permissions(staging / "ema.safetensors")  # save_file makes it 0600
             torch.save(optimizer_state, staging / "optimizer.pt")
             meta = {
                 "format": FORMAT,

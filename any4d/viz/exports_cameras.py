@@ -29,7 +29,8 @@ import torch
 from torch import Tensor
 
 from any4d.geometry.cameras import Cameras
-from any4d.viz.exports_geometry import atomic_path, check_points
+from any4d.viz.exports_geometry import check_points
+from any4d.viz.files import atomic_path
 
 # Flips camera y and z: OpenCV (x right, y down, z forward) ↔ OpenGL / nerfstudio.
 OPENCV_TO_OPENGL = np.diag([1.0, -1.0, -1.0, 1.0])

@@ -14,10 +14,8 @@ file renamed onto the target, so a crash never leaves a truncated file behind.
 from __future__ import annotations
 
 import os
-import uuid
 import warnings
-from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
@@ -27,6 +25,7 @@ from torch import Tensor
 from any4d.data.readers.decode import CorruptFileError, read_uint16_png, require_file
 from any4d.data.scene import Scene
 from any4d.geometry.reproject import unproject
+from any4d.viz.files import atomic_path
 
 _UINT16_MAX = 65535
 # PLY scalar type names (both spellings of the spec) → little-endian numpy dtypes.
@@ -37,24 +36,6 @@ _PLY_TYPES = {
     "float": "f4", "float32": "f4", "double": "f8", "float64": "f8",
 }  # fmt: skip
 _XYZ, _RGB = ("x", "y", "z"), ("red", "green", "blue")
-
-
-@contextmanager
-def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
-    """A temporary path beside ``path`` (parent folders created) renamed onto it when the block
-    ends without error; on error it is removed and ``path`` is left as it was.
-
-    The temporary file is created by whoever writes it, so it gets the usual permissions (umask).
-    """
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    temporary = path.parent / f".{path.name}.{uuid.uuid4().hex}.tmp"
-    try:
-        yield temporary
-        os.replace(temporary, path)
-    except BaseException:
-        temporary.unlink(missing_ok=True)
-        raise
 
 
 # ------------------------------------------------------------------------------ point clouds

@@ -10,7 +10,6 @@ Agg canvas directly (no pyplot, no display, no global backend change).
 from __future__ import annotations
 
 import os
-import tempfile
 from pathlib import Path
 
 import torch
@@ -18,6 +17,7 @@ from torch import Tensor
 
 from any4d.eval.alignment import Similarity, umeyama
 from any4d.geometry.cameras import Cameras
+from any4d.viz.files import atomic_path
 from any4d.viz.grid import frame_indices
 
 # Frustum depth when none is given: this fraction of the largest side of the trajectory's
@@ -200,13 +200,6 @@ def plot_cameras(
         axes.set_title(title)
 
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".png")
-    os.close(fd)
-    try:
-        figure.savefig(tmp, format="png", dpi=100)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    with atomic_path(path, suffix=".png") as temporary:
+        figure.savefig(temporary, format="png", dpi=100)
     return path

@@ -11,7 +11,6 @@ PyAV and Pillow are imported only by the functions that write files.
 from __future__ import annotations
 
 import os
-import tempfile
 from collections.abc import Mapping
 from fractions import Fraction
 from pathlib import Path
@@ -25,6 +24,7 @@ from any4d.geometry.rays import plucker_rays
 from any4d.geometry.vectors import norm
 from any4d.viz.colormap import colorize_depth, colorize_rays
 from any4d.viz.colormap import depth_range as robust_depth_range
+from any4d.viz.files import atomic_path
 from any4d.viz.grid import tile_grid, to_uint8
 
 VIDEO_SUFFIXES = (".mp4", ".gif")
@@ -134,15 +134,8 @@ def save_video(path: str | os.PathLike, frames: Tensor, fps: float = 10) -> Path
         )
     fps = _check_fps(fps)
     pixels = _check_frames(frames)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=suffix)
-    os.close(fd)
-    try:
-        (_write_mp4 if suffix == ".mp4" else _write_gif)(pixels, tmp, fps)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    with atomic_path(path, suffix=suffix) as temporary:
+        (_write_mp4 if suffix == ".mp4" else _write_gif)(pixels, str(temporary), fps)
     return path
 
 

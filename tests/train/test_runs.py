@@ -179,6 +179,10 @@ def test_init_from_starts_a_fine_tuning_run_from_the_ema_weights(tmp_path):
     ema = load_file(first.checkpoint / "ema.safetensors")
     raw = load_file(first.checkpoint / "model" / "model.safetensors")
     assert any(not torch.equal(ema[k], raw[k]) for k in ema)  # the test can tell them apart
+    umask = os.umask(0)
+    os.umask(umask)
+    for path in first.checkpoint.rglob("*"):  # readable by others, as plain files are
+        assert path.stat().st_mode & 0o777 == (0o777 if path.is_dir() else 0o666) & ~umask, path
     config = tiny(tmp_path / "two", "steps=1", f"model.init_from={first.checkpoint}")
     model = build_model(config, channels=12)
     assert all(torch.equal(v, ema[k]) for k, v in model.state_dict().items())
