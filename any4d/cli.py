@@ -231,7 +231,7 @@ def build_parser() -> argparse.ArgumentParser:
         ),
     )
     _run_options(demo, out="any4d-demo", steps=20, candidates=False)
-    demo.add_argument("--scenes", type=_positive_int, default=3, help="held-out clips per task")
+    demo.add_argument("--scenes", type=_positive_int, default=6, help="held-out clips per task")
     demo.set_defaults(handler=_demo)
 
     tasks = (

@@ -42,48 +42,66 @@ def _mean(values):
     return sum(values) / len(values) if values else None
 
 
+DEFAULT_SCENES = 6
+
+
+def heldout_clips(pipe, scenes: int = DEFAULT_SCENES):
+    """The first ``scenes`` held-out procedural clips, at the clip shape ``pipe`` knows."""
+    from any4d.data import SyntheticClips, SyntheticConfig
+
+    shape = {k: int(pipe.defaults[k]) for k in ("num_frames", "height", "width")}
+    shape["fps"] = float(pipe.defaults.get("fps", 10.0))
+    return SyntheticClips(SyntheticConfig(**shape), split="heldout", size=scenes)
+
+
+def score_preset(pipe, preset: str, clips, steps: int | None = None, seed: int = 0,
+                 progress: bool = False) -> tuple[dict, list]:  # fmt: skip
+    """Complete every clip for ``preset`` and score only what it generates, beside the trivial
+    baselines. Returns ({"any4d" | baseline name: {metric: mean over clips}}, [(truth,
+    completion) of the first clip]) — the pair is what the pictures show."""
+    ours, floors, first = [], [], []
+    for index in range(len(clips)):
+        truth = clips[index]
+        result = pipe(pipe.observed(truth, preset), task=preset, steps=steps, seed=seed,
+                      progress=progress)  # fmt: skip
+        ours.append(mask_scores(PRESETS[preset], result.scene, truth))
+        floors.append(mask_baselines(PRESETS[preset], truth))
+        if index == 0:
+            first = [(truth, result)]
+    keys = sorted({k for s in ours for k in s})
+    summary = {"any4d": {k: _mean([s.get(k) for s in ours]) for k in keys}}
+    for name in sorted({n for f in floors for n in f}):
+        summary[name] = {k: _mean([f[name].get(k) for f in floors if name in f]) for k in keys}
+    return summary, first
+
+
 def run_demo(
     checkpoint: str | Path | None = None,
     out: str | Path = "any4d-demo",
-    scenes: int = 3,
-    steps: int = 20,
+    scenes: int = DEFAULT_SCENES,
+    steps: int | None = None,
     seed: int = 0,
     progress: bool = False,
 ) -> dict:
-    """Run every preset on ``scenes`` held-out clips; returns the results (also written)."""
-    from any4d.data import SyntheticClips, SyntheticConfig
+    """Run every preset on ``scenes`` held-out clips; returns the results (also written).
+    steps: sampler steps (None: the pipeline's default)."""
     from any4d.pipeline import Any4DPipeline
     from any4d.viz import clip_grid, comparison_video, plot_cameras, save_png
 
     started = time.perf_counter()
     pipe = Any4DPipeline.from_pretrained(checkpoint or shipped_checkpoint())
-    shape = {k: int(pipe.defaults[k]) for k in ("num_frames", "height", "width")}
-    shape["fps"] = float(pipe.defaults.get("fps", 10.0))
-    clips = SyntheticClips(SyntheticConfig(**shape), split="heldout", size=scenes)
+    clips = heldout_clips(pipe, scenes)
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     results = {}
     for preset in PRESETS:
-        ours, floors, pictures = [], [], []
-        for index in range(scenes):
-            truth = clips[index]
-            result = pipe(pipe.observed(truth, preset), task=preset, steps=steps, seed=seed,
-                          progress=progress)  # fmt: skip
-            # Only what the task generates is scored, each beside its trivial floors.
-            ours.append(mask_scores(PRESETS[preset], result.scene, truth))
-            floors.append(mask_baselines(PRESETS[preset], truth))
-            if index == 0:
-                pictures = [clip_grid(truth), clip_grid(result.scene)]
-                comparison_video({"truth": truth, preset: result.scene}, out / f"{preset}.mp4")
-                if preset == "geometry" and result.scene.cameras is not None:
-                    plot_cameras(out / "geometry_cameras.png", result.scene.cameras,
-                                 reference=truth.cameras, align=True)  # fmt: skip
-        save_png(_stack(pictures), out / f"{preset}.png")
-        keys = sorted({k for s in ours for k in s})
-        summary = {"any4d": {k: _mean([s.get(k) for s in ours]) for k in keys}}
-        for name in sorted({n for f in floors for n in f}):
-            summary[name] = {k: _mean([f[name].get(k) for f in floors if name in f]) for k in keys}
-        results[preset] = summary
+        results[preset], [(truth, result)] = score_preset(pipe, preset, clips, steps, seed,
+                                                          progress)  # fmt: skip
+        comparison_video({"truth": truth, preset: result.scene}, out / f"{preset}.mp4")
+        if preset == "geometry" and result.scene.cameras is not None:
+            plot_cameras(out / "geometry_cameras.png", result.scene.cameras,
+                         reference=truth.cameras, align=True)  # fmt: skip
+        save_png(_stack([clip_grid(truth), clip_grid(result.scene)]), out / f"{preset}.png")
     results["floors"] = check_floors(results)
     results["seconds"] = time.perf_counter() - started
     (out / "results.json").write_text(json.dumps(results, indent=2))
