@@ -85,8 +85,8 @@ def _complete(args: argparse.Namespace) -> int:
         args.input, task=args.task, out=args.out, checkpoint=args.checkpoint,
         cameras=args.cameras, intrinsics=args.intrinsics, depth=args.depth,
         depth_scale=args.depth_scale, start=args.start, stride=args.stride, steps=args.steps,
-        guidance=args.guidance, candidates=args.candidates, seed=args.seed,
-        progress=not args.no_progress,
+        guidance=args.guidance, candidates=args.candidates, seed=args.seed, prompt=args.prompt,
+        text_encoder=args.text_encoder, progress=not args.no_progress,
     )  # fmt: skip
     print(f"wrote {out}: scene.safetensors, grid.png, frames/, depth/, cameras/, points.ply, "
           "result.json")  # fmt: skip
@@ -271,6 +271,14 @@ def build_parser() -> argparse.ArgumentParser:
     completing.add_argument("--start", type=int, default=0, help="first frame (default 0)")
     completing.add_argument("--stride", type=_positive_int, default=1, help="frame step")
     completing.add_argument("--guidance", type=float, default=2.0, help="history guidance w")
+    completing.add_argument(
+        "--prompt",
+        default=None,
+        help="text, for a model with text conditioning (needs --text-encoder)",
+    )
+    completing.add_argument("--text-encoder", default=None,
+                            help="a local folder with umT5's text_encoder/ + tokenizer/ (e.g. the "
+                                 "Wan2.1 diffusers release)")  # fmt: skip
     completing.add_argument("--no-progress", action="store_true")
     completing.set_defaults(handler=_complete)
 

@@ -68,9 +68,13 @@ def complete(
     guidance: float = 2.0,
     candidates: int = 1,
     seed: int = 0,
+    prompt: str | None = None,
+    text_encoder: str | Path | None = None,
     progress: bool = True,
 ) -> Path:
-    """Run ``task`` on the clip at ``path`` and write the outputs into ``out``; returns ``out``."""
+    """Run ``task`` on the clip at ``path`` and write the outputs into ``out``; returns ``out``.
+    prompt / text_encoder: text for a model with text conditioning, and a local directory with
+    umT5's ``text_encoder/`` + ``tokenizer/`` (e.g. the Wan2.1 diffusers release)."""
     from any4d.data import read_user_scene, resize_and_crop
     from any4d.demo import shipped_checkpoint
     from any4d.pipeline import Any4DPipeline
@@ -88,7 +92,8 @@ def complete(
         write_ply,
     )
 
-    pipe = Any4DPipeline.from_pretrained(checkpoint or shipped_checkpoint())
+    pipe = Any4DPipeline.from_pretrained(checkpoint or shipped_checkpoint(),
+                                         text_encoder=text_encoder)  # fmt: skip
     source = read_user_scene(path, cameras=cameras, intrinsics=parse_intrinsics(intrinsics),
                              depth=depth, depth_scale=depth_scale)  # fmt: skip
     shape = pipe.defaults
@@ -96,7 +101,7 @@ def complete(
     clip = resize_and_crop(clip, int(shape["height"]), int(shape["width"]))
     pipe.check_task(clip, task)
     result = pipe(clip, task=task, steps=steps, guidance=guidance, candidates=candidates,
-                  seed=seed, progress=progress)  # fmt: skip
+                  seed=seed, prompt=prompt, progress=progress)  # fmt: skip
     scene = result.scene
 
     out = Path(out)
@@ -136,6 +141,7 @@ def complete(
         "guidance": guidance,
         "candidates": candidates,
         "seed": seed,
+        "prompt": prompt,
         "scores": None if result.scores is None else result.scores.tolist(),
         "best": result.best,
         "failures": result.failures,

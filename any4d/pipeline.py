@@ -66,16 +66,23 @@ class Any4DPipeline:
     the model knows (``any4d complete`` resizes inputs to it) and sampler settings.
     """
 
-    def __init__(self, model: Any4DTransformer, tokenizer, defaults: dict[str, Any] | None = None):
+    def __init__(self, model: Any4DTransformer, tokenizer, defaults: dict[str, Any] | None = None,
+                 text_encoder=None):  # fmt: skip
         channels = getattr(tokenizer, "latent_channels", None)
         if channels != model.config.in_channels:
             raise ValueError(
                 f"the tokenizer makes {channels}-channel latents but the model expects "
                 f"{model.config.in_channels}"
             )
+        if text_encoder is not None and text_encoder.dim != model.config.text_dim:
+            raise ValueError(
+                f"the text encoder makes {text_encoder.dim}-d features but the model's text_dim "
+                f"is {model.config.text_dim}"
+            )
         self.model = model.eval()
         self.tokenizer = tokenizer
         self.defaults = dict(defaults or {})
+        self.text_encoder = text_encoder
 
     @property
     def device(self) -> torch.device:
@@ -85,26 +92,51 @@ class Any4DPipeline:
         self.model.to(device)
         if hasattr(self.tokenizer, "to"):
             self.tokenizer.to(device)
+        if self.text_encoder is not None:
+            self.text_encoder.to(device)
         return self
 
     # ------------------------------------------------------------------ loading and saving
 
     @classmethod
     def from_pretrained(
-        cls, directory: str | Path, *, ema: bool = True, device: str | torch.device = "cpu"
+        cls,
+        directory: str | Path,
+        *,
+        ema: bool = True,
+        device: str | torch.device = "cpu",
+        text_encoder: str | Path | bool | None = None,
     ) -> Any4DPipeline:
         """Load from a local directory (nothing is downloaded):
 
         * our pipeline (``pipeline.json`` + ``model/``), as ``save_pretrained`` writes it;
         * a training checkpoint (``step_N/`` with ``trainer.json``): its EMA weights when kept
           and ``ema``, its tokenizer and clip shape from the training config;
-        * a Wan2.1 diffusers directory (``transformer/`` + ``vae/``): every stream from Wan.
-        """
-        from any4d.tokenize import WanVAETokenizer, build_tokenizer
+        * a Wan2.1 diffusers directory (``transformer/`` + ``vae/``): every stream from Wan, and
+          the umT5 text encoder when ``text_encoder/`` + ``tokenizer/`` are there too.
 
+        text_encoder: a local directory holding ``text_encoder/`` + ``tokenizer/`` (e.g. the Wan2.1
+        diffusers directory) to load umT5 from; None: only a Wan directory's own; False: none.
+        """
         directory = Path(directory)
         if not directory.is_dir():
             raise FileNotFoundError(f"pipeline directory {directory} does not exist")
+        pipe = cls._load(directory, ema, device)
+        if text_encoder is None and (directory / "transformer").is_dir():
+            has_text = all((directory / n).is_dir() for n in ("text_encoder", "tokenizer"))
+            text_encoder = directory if has_text else None
+        if text_encoder not in (None, False):
+            from any4d.tokenize.text import TextEncoder
+
+            encoder = TextEncoder.from_pretrained(text_encoder, device=device)
+            pipe = cls(pipe.model, pipe.tokenizer, pipe.defaults, text_encoder=encoder)
+        return pipe
+
+    @classmethod
+    def _load(cls, directory: Path, ema: bool, device) -> Any4DPipeline:
+        """The model, tokenizer and defaults of ``from_pretrained``'s three layouts."""
+        from any4d.tokenize import WanVAETokenizer, build_tokenizer
+
         if (directory / PIPELINE_FILE).is_file():
             meta = read_json_object(directory / PIPELINE_FILE)
             if meta.get("format") != FORMAT:
@@ -195,12 +227,18 @@ class Any4DPipeline:
         solver: str = "unipc",
         shift: float = 3.0,
         score: str = "photometric",
+        prompt: str | None = None,
         progress: bool = True,
     ) -> Completion:
-        """Complete ``scene`` for ``task`` (module docstring). Deterministic given ``seed``."""
+        """Complete ``scene`` for ``task`` (module docstring). Deterministic given ``seed``.
+
+        prompt: text for a model with text conditioning (``text_dim``), encoded by the pipeline's
+        umT5; None: the scene's own ``text``, if any (without a text encoder it is then unused,
+        which ``failures`` says)."""
         if not isinstance(scene, Scene):
             raise ValueError(f"scene must be a Scene, got {type(scene).__name__}")
         mask = self.check_task(scene, task)
+        text, failures = self._text(prompt, scene.text)
         steps = steps or int(self.defaults.get("steps", 40))
         device = self.device
         scene = scene.to(device)
@@ -210,10 +248,10 @@ class Any4DPipeline:
         clip = clip.with_streams(self.model.config.streams)
         generator = torch.Generator(device=device).manual_seed(seed)
         kwargs = dict(steps=steps, solver=solver, shift=shift, guidance=guidance,
-                      generator=generator, progress=progress)  # fmt: skip
+                      generator=generator, progress=progress, text=text)  # fmt: skip
         if candidates <= 1:
             grids = sample(self.model, clip, mask, **kwargs)
-            scores, best, uncertainty, failures = None, 0, None, []
+            scores, best, uncertainty = None, 0, None
             try:
                 decoded = self.tokenizer.decode_streams(clip, grids)
             except ValueError as error:  # rays that determine no camera: keep the rest
@@ -226,9 +264,29 @@ class Any4DPipeline:
                            score_kind=score, **kwargs)  # fmt: skip
             grids, decoded = found.latents, found.decoded
             scores, best = found.scores[0], int(found.best[0])
-            uncertainty, failures = found.uncertainty, found.failures
+            uncertainty, failures = found.uncertainty, failures + list(found.failures)
         completed = _keep_observed(scene, decoded, mask)
         return Completion(completed, mask, scores, best, uncertainty, grids, failures)
+
+    def _text(self, prompt: str | None, scene_text: str | None) -> tuple[Tensor | None, list]:
+        """(1, L, text_dim) features of ``prompt`` (else the scene's text) and what went unused."""
+        if prompt is not None and not isinstance(prompt, str):
+            raise ValueError(f"prompt must be a string or None, got {type(prompt).__name__}")
+        if prompt is not None and self.model.config.text_dim is None:
+            raise ValueError("prompt given but this model has no text conditioning (text_dim=None)")
+        if prompt is not None and self.text_encoder is None:
+            raise ValueError(
+                "prompt given but the pipeline has no text encoder: load one with "
+                "Any4DPipeline.from_pretrained(..., text_encoder=<dir with text_encoder/ + "
+                "tokenizer/>)"
+            )
+        text = prompt if prompt is not None else scene_text
+        if not text or self.model.config.text_dim is None:
+            return None, []
+        if self.text_encoder is None:
+            return None, ["text: the scene's text was not used (the pipeline has no text encoder)"]
+        features = self.text_encoder.encode(text)
+        return features.to(self.device, next(self.model.parameters()).dtype), []
 
 
 def _keep_observed(scene: Scene, decoded: dict, mask: Mask) -> Scene:

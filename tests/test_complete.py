@@ -92,6 +92,8 @@ def test_complete_a_frames_folder_with_known_cameras(tmp_path, checkpoint):
         (["VIDEO", "--intrinsics", "100,100,16"], "expected fx,fy,cx,cy"),
         (["VIDEO", "--task", "interpolate"], "scene has no cameras"),
         (["VIDEO", "--stride", "5"], "the clip has 8 frames"),
+        (["VIDEO", "--prompt", "a walk"], "this model has no text conditioning"),
+        (["VIDEO", "--text-encoder", "nowhere"], "text_encoder does not exist"),
     ],
 )
 def test_bad_inputs_are_clear_errors(tmp_path, video, checkpoint, capsys, args, message):

@@ -119,3 +119,44 @@ def test_pipeline_under_bf16_autocast_returns_float32_geometry():
     assert result.scene.depth.dtype == result.scene.cameras.c2w.dtype == torch.float32
     assert result.scene.cameras.K.dtype == torch.float32
     assert torch.equal(result.scene.rgb, truth.rgb)
+
+
+def test_prompt_reaches_the_model_through_the_text_encoder(scene, tmp_path, monkeypatch):
+    from any4d.tokenize.text import TextEncoder
+    from tests.tokenize.test_text import tiny_umt5
+
+    tiny_umt5(tmp_path)
+    text = TextEncoder.from_pretrained(tmp_path, max_length=16)
+    torch.manual_seed(0)
+    model = Any4DTransformer(preset("tiny", text_dim=32))
+    seen = []
+    forward = model.forward
+    monkeypatch.setattr(model, "forward",
+                        lambda *a, **k: seen.append(k.get("text")) or forward(*a, **k))  # fmt: skip
+    defaults = {"num_frames": 3, "height": 16, "width": 16}
+    with_text = Any4DPipeline(model, PixelTokenizer(2), defaults, text_encoder=text)
+    with_text(scene, task="geometry", steps=2, prompt="a red cube", progress=False)
+    expected = text.encode("a red cube")
+    assert len(seen) == 2 and all(t.shape[0] == 2 for t in seen)  # both guidance branches
+    assert all(torch.equal(t, torch.cat([expected, expected])) for t in seen)
+    # Without a prompt the scene's own text is used.
+    seen.clear()
+    with_text(dataclasses.replace(scene, text="two blue spheres"), task="geometry", steps=1,
+              progress=False)  # fmt: skip
+    assert torch.equal(seen[0][:1], text.encode("two blue spheres"))
+    # A pipeline without an encoder says it did not use the scene's text, and refuses a prompt.
+    plain = Any4DPipeline(model, PixelTokenizer(2), defaults)
+    result = plain(dataclasses.replace(scene, text="x"), task="geometry", steps=1, progress=False)
+    assert any("text was not used" in f for f in result.failures)
+    with pytest.raises(ValueError, match="prompt given but the pipeline has no text encoder"):
+        plain(scene, task="geometry", steps=1, prompt="x", progress=False)
+    untexted = Any4DPipeline(Any4DTransformer(preset("tiny")), PixelTokenizer(2), defaults)
+    with pytest.raises(ValueError, match="no text conditioning"):
+        untexted(scene, task="geometry", steps=1, prompt="x", progress=False)
+    with pytest.raises(ValueError, match="32-d features but the model's text_dim is 48"):
+        Any4DPipeline(Any4DTransformer(preset("tiny", text_dim=48)), PixelTokenizer(2), defaults,
+                      text_encoder=text)  # fmt: skip
+    # from_pretrained takes the encoder from a local directory.
+    with_text.save_pretrained(tmp_path / "pipe")
+    loaded = Any4DPipeline.from_pretrained(tmp_path / "pipe", text_encoder=tmp_path)
+    assert loaded.text_encoder is not None and loaded.text_encoder.dim == 32
