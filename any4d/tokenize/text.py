@@ -1,6 +1,8 @@
 """Text conditioning: umT5 prompt embeddings exactly as Wan2.1 computes them (WAN.md §5).
 
     text = TextEncoder.from_pretrained("Wan2.1-T2V-1.3B-Diffusers")   # text_encoder/ + tokenizer/
+    text = TextEncoder.from_original("Wan2.1-T2V-1.3B/models_t5_umt5-xxl-enc-bf16.pth",
+                                     "Wan2.1-T2V-1.3B/google/umt5-xxl")  # the original release
     features = text.encode(["a kitchen, the camera walks to the window"])   # (1, 512, 4096)
 
 A prompt is cleaned (HTML entities, ftfy when installed, whitespace), tokenised with padding to
@@ -22,6 +24,56 @@ import torch
 from torch import Tensor
 
 ENCODER_DIR, TOKENIZER_DIR = "text_encoder", "tokenizer"
+# The original release's T5 (``wan/modules/t5.py``): fixed settings its weights do not show.
+_ORIGINAL_MAX_DISTANCE, _ORIGINAL_EPS = 128, 1e-6
+# Original key (``blocks.N.`` stripped) → transformers UMT5 key of block N (WAN.md §5).
+_ORIGINAL_BLOCK_KEYS = {
+    "norm1.weight": "layer.0.layer_norm.weight",
+    "attn.q.weight": "layer.0.SelfAttention.q.weight",
+    "attn.k.weight": "layer.0.SelfAttention.k.weight",
+    "attn.v.weight": "layer.0.SelfAttention.v.weight",
+    "attn.o.weight": "layer.0.SelfAttention.o.weight",
+    "pos_embedding.embedding.weight": "layer.0.SelfAttention.relative_attention_bias.weight",
+    "norm2.weight": "layer.1.layer_norm.weight",
+    "ffn.gate.0.weight": "layer.1.DenseReluDense.wi_0.weight",  # the GELU branch
+    "ffn.fc1.weight": "layer.1.DenseReluDense.wi_1.weight",
+    "ffn.fc2.weight": "layer.1.DenseReluDense.wo.weight",
+}
+
+
+def convert_original_umt5(state: dict[str, Tensor]) -> dict[str, Tensor]:
+    """Keys of the original ``models_t5_umt5-xxl-enc-bf16.pth`` → ``UMT5EncoderModel``'s."""
+    out = {}
+    for key, value in state.items():
+        if key == "token_embedding.weight":
+            out["shared.weight"] = out["encoder.embed_tokens.weight"] = value
+        elif key == "norm.weight":
+            out["encoder.final_layer_norm.weight"] = value
+        elif key.startswith("blocks."):
+            _, index, rest = key.split(".", 2)
+            if rest not in _ORIGINAL_BLOCK_KEYS:
+                raise ValueError(f"unexpected key {key!r} in an original umT5 checkpoint")
+            out[f"encoder.block.{index}.{_ORIGINAL_BLOCK_KEYS[rest]}"] = value
+        else:
+            raise ValueError(f"unexpected key {key!r} in an original umT5 checkpoint")
+    return out
+
+
+def original_umt5_config(state: dict[str, Tensor]):
+    """The ``UMT5Config`` of an original-format state dict, read off its tensor shapes."""
+    from transformers import UMT5Config
+
+    vocab, dim = state["token_embedding.weight"].shape
+    buckets, heads = state["blocks.0.pos_embedding.embedding.weight"].shape
+    layers = 1 + max(int(k.split(".")[1]) for k in state if k.startswith("blocks."))
+    attention = int(state["blocks.0.attn.q.weight"].shape[0])  # heads × d_kv
+    return UMT5Config(
+        vocab_size=int(vocab), d_model=int(dim), d_kv=attention // int(heads), num_layers=layers,
+        d_ff=int(state["blocks.0.ffn.fc1.weight"].shape[0]), num_heads=int(heads),
+        relative_attention_num_buckets=int(buckets),
+        relative_attention_max_distance=_ORIGINAL_MAX_DISTANCE, feed_forward_proj="gated-gelu",
+        layer_norm_epsilon=_ORIGINAL_EPS, dropout_rate=0.0,
+    )  # fmt: skip
 
 
 def clean_prompt(text: str) -> str:
@@ -93,6 +145,44 @@ class TextEncoder:
         )
         tokenizer = AutoTokenizer.from_pretrained(directory / TOKENIZER_DIR, local_files_only=True)
         return cls(encoder.to(device), tokenizer, max_length)
+
+    @classmethod
+    def from_original(
+        cls,
+        weights: str | Path,
+        tokenizer: str | Path,
+        *,
+        dtype: torch.dtype | None = None,
+        device: str | torch.device = "cpu",
+        max_length: int = 512,
+    ) -> TextEncoder:
+        """Load the original Wan2.1 release's encoder: ``models_t5_umt5-xxl-enc-bf16.pth`` (a
+        plain state dict, read with ``weights_only=True``) and its tokenizer folder
+        (``google/umt5-xxl``). The architecture is read off the weights' shapes; keys are
+        converted by ``convert_original_umt5`` and loaded strictly."""
+        try:
+            from transformers import AutoTokenizer, UMT5EncoderModel
+        except ImportError as error:
+            raise ImportError(
+                "the umT5 text encoder needs transformers: pip install 'any4d[text]'"
+            ) from error
+        weights, tokenizer = Path(weights), Path(tokenizer)
+        if not weights.is_file():
+            raise FileNotFoundError(f"umT5 checkpoint {weights} does not exist")
+        if not tokenizer.is_dir():
+            raise FileNotFoundError(f"umT5 tokenizer folder {tokenizer} does not exist")
+        state = torch.load(weights, map_location="cpu", weights_only=True, mmap=True)
+        if not isinstance(state, dict) or "token_embedding.weight" not in state:
+            raise ValueError(
+                f"{weights} is not an original umT5 state dict (expected keys such as "
+                "'token_embedding.weight', 'blocks.0.attn.q.weight')"
+            )
+        with torch.device("meta"):
+            encoder = UMT5EncoderModel(original_umt5_config(state))
+        encoder.load_state_dict(convert_original_umt5(state), strict=True, assign=True)
+        encoder = encoder.to(device=device, dtype=dtype or state["token_embedding.weight"].dtype)
+        tokens = AutoTokenizer.from_pretrained(tokenizer, local_files_only=True)
+        return cls(encoder, tokens, max_length)
 
     @torch.no_grad()
     def encode(self, prompts: str | Sequence[str]) -> Tensor:

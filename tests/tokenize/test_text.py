@@ -77,3 +77,31 @@ def test_missing_folders_and_bad_prompts_are_clear_errors(tmp_path):
         text.encode([])
     with pytest.raises(ValueError, match="max_length=0"):
         TextEncoder(encoder, tokenizer, max_length=0)
+
+
+def test_the_original_release_layout_loads_to_the_same_features(tmp_path):
+    """``models_t5_umt5-xxl-enc-bf16.pth`` names (WAN.md §5's table, measured there against the
+    original ``wan/modules/t5.py``), written from a transformers model, load back equal."""
+    from any4d.tokenize.text import _ORIGINAL_BLOCK_KEYS
+
+    encoder, _ = tiny_umt5(tmp_path)
+    state = encoder.state_dict()
+    original = {"token_embedding.weight": state["shared.weight"],
+                "norm.weight": state["encoder.final_layer_norm.weight"]}  # fmt: skip
+    for index in range(encoder.config.num_layers):
+        for ours, theirs in _ORIGINAL_BLOCK_KEYS.items():
+            original[f"blocks.{index}.{ours}"] = state[f"encoder.block.{index}.{theirs}"]
+    torch.save(original, tmp_path / "umt5.pth")
+    # relative_attention_max_distance is fixed (128) in the original: match it here.
+    encoder.config.relative_attention_max_distance = 128
+    for block in encoder.encoder.block:
+        block.layer[0].SelfAttention.relative_attention_max_distance = 128
+    loaded = TextEncoder.from_original(tmp_path / "umt5.pth", tmp_path / "tokenizer",
+                                       max_length=24)  # fmt: skip
+    direct = TextEncoder(encoder, loaded.tokenizer, max_length=24)
+    torch.testing.assert_close(loaded.encode(PROMPTS), direct.encode(PROMPTS), rtol=0, atol=0)
+    with pytest.raises(ValueError, match="not an original umT5 state dict"):
+        torch.save({"x": torch.zeros(1)}, tmp_path / "bad.pth")
+        TextEncoder.from_original(tmp_path / "bad.pth", tmp_path / "tokenizer")
+    with pytest.raises(FileNotFoundError, match="umT5 checkpoint .* does not exist"):
+        TextEncoder.from_original(tmp_path / "none.pth", tmp_path / "tokenizer")
