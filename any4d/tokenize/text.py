@@ -206,3 +206,15 @@ class TextEncoder:
         hidden = self.encoder(ids, mask).last_hidden_state  # (B, max_length, dim)
         keep = torch.arange(self.max_length, device=self.device) < mask.sum(1, keepdim=True)
         return hidden * keep[..., None].to(hidden.dtype)
+
+    @torch.no_grad()
+    def encode_optional(self, texts: Sequence[str | None]) -> Tensor:
+        """B texts, some None or empty → (B, max_length, dim): those rows all zero (the null
+        text), the others ``encode``'s — a training batch mixing captioned and uncaptioned clips."""
+        texts = list(texts)
+        present = [i for i, t in enumerate(texts) if t]
+        dtype = next(self.encoder.parameters()).dtype
+        out = torch.zeros(len(texts), self.max_length, self.dim, dtype=dtype, device=self.device)
+        if present:
+            out[present] = self.encode([texts[i] for i in present])
+        return out

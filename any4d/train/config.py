@@ -26,13 +26,16 @@ class ModelSection:
     wan_path: a local Wan2.1 transformer to start every stream from (``from_wan``), or None for
     a random init; init_from: a local any4d model to fine-tune instead (a pipeline directory,
     a training checkpoint ``step_N/`` — its EMA weights when it kept them — or a ``model/``
-    directory), whose architecture must equal the preset's; gradient_checkpointing: recompute
-    activations in the backward pass."""
+    directory), whose architecture must equal the preset's; text_encoder: a local directory with
+    umT5's ``text_encoder/`` + ``tokenizer/`` (e.g. the Wan2.1 diffusers release) to condition on
+    each clip's text (sources whose modalities include "text"; others get the null text), or None
+    for no text; gradient_checkpointing: recompute activations in the backward pass."""
 
     preset: str = "tiny"
     overrides: dict[str, Any] = field(default_factory=dict)
     wan_path: str | None = None
     init_from: str | None = None
+    text_encoder: str | None = None
     gradient_checkpointing: bool = False
 
     def __post_init__(self) -> None:

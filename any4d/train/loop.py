@@ -83,6 +83,29 @@ def build_model(config: TrainConfig, channels: int) -> Any4DTransformer:
     return model
 
 
+def build_text_encoder(config: TrainConfig, model: Any4DTransformer, device: torch.device):
+    """The frozen umT5 of ``model.text_encoder`` (in bf16 under bf16 training), or None."""
+    path = config.model.text_encoder
+    if path is None:
+        return None
+    if model.config.text_dim is None:
+        raise ValueError(
+            f"model.text_encoder={path!r} but the model has no text conditioning (set "
+            "model.overrides.text_dim to the encoder's width, or drop model.text_encoder)"
+        )
+    from any4d.tokenize.text import TextEncoder
+
+    dtype = torch.bfloat16 if config.precision == "bf16" else None
+    encoder = TextEncoder.from_pretrained(path, dtype=dtype, device=device)
+    if encoder.dim != model.config.text_dim:
+        raise ValueError(
+            f"model.text_encoder={path!r} makes {encoder.dim}-d features but the model's "
+            f"text_dim is {model.config.text_dim}"
+        )
+    encoder.encoder.requires_grad_(False)
+    return encoder
+
+
 # Parameters that are offsets or scales, not weight matrices: no weight decay (as DiT, GPT-2).
 _NO_DECAY = ("bias", "norm", "modulation")
 
@@ -134,6 +157,7 @@ def _train(config: TrainConfig, resume: bool, progress: bool, processes: Process
     torch.manual_seed(config.seed)  # the random init: the same on every process
     tokenizer = build_tokenizer(config.tokenizer, device)
     model = build_model(config, tokenizer.latent_channels).to(device)
+    text_encoder = build_text_encoder(config, model, device)
     streams = list(model.config.streams)
     strategy = choose_strategy(config.strategy, model, processes)
     wrapped = wrap(model, strategy, processes, config.precision)
@@ -199,7 +223,7 @@ def _train(config: TrainConfig, resume: bool, progress: bool, processes: Process
                 slots, scenes = next(batches)
                 micro.append(prepare_micro_batch(
                     scenes, slots, step, tokenizer=tokenizer, streams=streams, noise=noise,
-                    seed=config.seed, device=device,
+                    seed=config.seed, device=device, text_encoder=text_encoder,
                 ))  # fmt: skip
             local = torch.tensor([[sum(m.counts[s] for m in micro) for s in streams]],
                                  dtype=torch.float64, device=device)  # fmt: skip
@@ -213,7 +237,7 @@ def _train(config: TrainConfig, resume: bool, progress: bool, processes: Process
                 sync = contextlib.nullcontext() if last else no_gradient_sync(wrapped, strategy)
                 with sync:
                     with autocast:
-                        prediction = wrapped(batch.noisy, batch.model_times,
+                        prediction = wrapped(batch.noisy, batch.model_times, text=batch.text,
                                              frame_index=batch.frame_index)  # fmt: skip
                     terms = flow_matching_loss(
                         prediction, batch.latents, batch.noise, batch.states,

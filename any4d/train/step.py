@@ -25,7 +25,8 @@ class MicroBatch:
     noisy: ``(1 − t) z₀ + t ε``; times: stream → (B, T') flow time per group; states: stream →
     (B, T') group states; pixel_weights: stream → (B, T', H', W') loss weights inside targets
     (depth: the valid fraction); frame_index: (T',) RoPE time indices; patterns: per sample;
-    counts: stream → weighted target elements (the loss denominators of this micro-batch)."""
+    counts: stream → weighted target elements (the loss denominators of this micro-batch);
+    text: (B, L, text_dim) text features (zero rows: no text), or None without a text encoder."""
 
     latents: dict[str, Tensor]
     noise: dict[str, Tensor]
@@ -36,6 +37,7 @@ class MicroBatch:
     frame_index: Tensor
     patterns: list[str]
     counts: dict[str, float]
+    text: Tensor | None = None
 
     @property
     def model_times(self) -> dict[str, Tensor]:
@@ -53,8 +55,10 @@ def prepare_micro_batch(
     noise: NoiseConfig,
     seed: int,
     device: torch.device,
+    text_encoder=None,
 ) -> MicroBatch:
-    """Tokenise ``scenes`` and draw each slot's pattern, times and noise (module docstring)."""
+    """Tokenise ``scenes`` and draw each slot's pattern, times and noise (module docstring);
+    with a ``text_encoder`` (``any4d.tokenize.text.TextEncoder``) also encode their texts."""
     context = (-1,) if tokenizer.temporal_stride > 1 else ()  # the interpolation pattern's
     clip = tokenizer.encode(list(scenes), context_frames=context).to(device).with_streams(streams)
     latents, available, reference = clip.grids, clip.available, clip.grids["rgb"]
@@ -90,4 +94,6 @@ def prepare_micro_batch(
         frame_index=clip.frame_index,
         patterns=patterns,
         counts=target_counts(states, shapes, pixel_weights),
-    )
+        text=None if text_encoder is None else text_encoder.encode_optional(
+            [scene.text for scene in scenes]).to(device),
+    )  # fmt: skip

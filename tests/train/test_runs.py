@@ -3,6 +3,7 @@ FSDP2 on two CPU processes equal one process, and bad checkpoints are clear erro
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import signal
@@ -205,3 +206,33 @@ def test_init_from_bad_paths_and_architectures_are_clear_errors(tmp_path):
         build_model(wider, 12)
     with pytest.raises(ValueError, match="give at most one starting point"):
         tiny(tmp_path, "model.wan_path=/x", "model.init_from=/y")
+
+
+def test_training_conditions_on_each_clips_text_through_the_text_encoder(tmp_path):
+    from any4d.data import SyntheticClips, SyntheticConfig
+    from any4d.diffusion import NoiseConfig
+    from any4d.tokenize import PixelTokenizer
+    from any4d.tokenize.text import TextEncoder
+    from any4d.train.step import prepare_micro_batch
+    from tests.tokenize.test_text import tiny_umt5
+
+    tiny_umt5(tmp_path / "umt5")
+    text = TextEncoder.from_pretrained(tmp_path / "umt5")
+    clips = SyntheticClips(SyntheticConfig(num_frames=3, height=16, width=16), size=2)
+    scenes = [clips[0], dataclasses.replace(clips[1], text=None)]
+    batch = prepare_micro_batch(scenes, [0, 1], 0, tokenizer=PixelTokenizer(2),
+                                streams=["rgb", "depth", "ray_d", "ray_m"], noise=NoiseConfig(),
+                                seed=0, device=torch.device("cpu"), text_encoder=text)  # fmt: skip
+    assert scenes[0].text  # the procedural world captions its clips
+    assert torch.equal(batch.text[0], text.encode(scenes[0].text)[0])
+    assert batch.text.shape == (2, 512, 32) and batch.text[1].abs().sum() == 0  # the null text
+    # A run: the sources that declare "text" give it; the model cross-attends to it.
+    source = "data.synthetic=[{name: synthetic, modalities: [rgb, depth, cameras, text]}]"
+    config = tiny(tmp_path / "run", "steps=2", "model.overrides={text_dim: 32}", source,
+                  f"model.text_encoder={tmp_path / 'umt5'}")  # fmt: skip
+    assert train(config, progress=False).step == 2
+    with pytest.raises(ValueError, match="the model has no text conditioning"):
+        train(tiny(tmp_path / "no", f"model.text_encoder={tmp_path / 'umt5'}"), progress=False)
+    with pytest.raises(ValueError, match="makes 32-d features but the model's text_dim is 48"):
+        train(tiny(tmp_path / "wide", "model.overrides={text_dim: 48}",
+                   f"model.text_encoder={tmp_path / 'umt5'}"), progress=False)  # fmt: skip
