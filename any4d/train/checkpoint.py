@@ -45,7 +45,7 @@ from any4d.model.checkpoint import (
     read_json_object,
     save_state,
 )
-from any4d.train.config import IDENTITY_SECTIONS, TrainConfig
+from any4d.train.config import IDENTITY_SECTIONS, TrainConfig, config_from_dict
 from any4d.train.distributed import Processes
 
 FORMAT = "any4d.training-checkpoint"
@@ -189,7 +189,11 @@ def read_trainer_state(directory: Path, config: TrainConfig) -> dict[str, Any]:
     if meta.get("format_version") != FORMAT_VERSION:
         raise ValueError(f"{path} has format_version {meta.get('format_version')!r} "
                          f"(this any4d reads {FORMAT_VERSION})")  # fmt: skip
-    saved, running = meta["config"], config.to_dict()
+    try:  # through the dataclasses: a field added since the save reads as its default
+        saved = config_from_dict(meta["config"]).to_dict()
+    except ValueError as error:
+        raise ValueError(f"{path} holds a config this any4d cannot read: {error}") from None
+    running = config.to_dict()
     differences = [
         f"{key}: checkpoint {saved.get(key)!r} ≠ now {running[key]!r}"
         for key in IDENTITY_SECTIONS

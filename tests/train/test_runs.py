@@ -236,3 +236,20 @@ def test_training_conditions_on_each_clips_text_through_the_text_encoder(tmp_pat
     with pytest.raises(ValueError, match="makes 32-d features but the model's text_dim is 48"):
         train(tiny(tmp_path / "wide", "model.overrides={text_dim: 48}",
                    f"model.text_encoder={tmp_path / 'umt5'}"), progress=False)  # fmt: skip
+
+
+def test_checkpoints_from_before_a_new_config_field_still_resume(tmp_path):
+    """A field added to the config since a checkpoint was written reads as its default there."""
+    train(tiny(tmp_path, "steps=2", "checkpoint_every=2"), progress=False)
+    path = tmp_path / "checkpoints" / "step_000002" / "trainer.json"
+    meta = json.loads(path.read_text())
+    del meta["config"]["model"]["text_encoder"], meta["config"]["optim"]["schedule"]
+    path.write_text(json.dumps(meta))
+    resumed = train(tiny(tmp_path, "steps=3", "checkpoint_every=3"), resume=True, progress=False)
+    assert resumed.step == 3
+    path = resumed.checkpoint / "trainer.json"
+    meta = json.loads(path.read_text())
+    meta["config"]["model"]["no_such_field"] = 1
+    path.write_text(json.dumps(meta))
+    with pytest.raises(ValueError, match=r"holds a config this any4d cannot read.*no_such_field"):
+        train(tiny(tmp_path, "steps=4"), resume=True, progress=False)
