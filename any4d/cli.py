@@ -227,7 +227,7 @@ def build_parser() -> argparse.ArgumentParser:
             "Complete held-out procedural clips for every task (video, geometry, depth, "
             "interpolate, extrapolate, depth_to_video, sparse_geometry) with the shipped tiny "
             "checkpoint (or --checkpoint), score each beside trivial baselines and check the "
-            "quality floors. CPU, about a minute."
+            "quality floors. CPU, about 70 seconds."
         ),
     )
     _run_options(demo, out="any4d-demo", steps=20, candidates=False)

@@ -44,3 +44,17 @@ def test_the_shipped_checkpoint_loads_and_completes_a_clip():
     assert result.scene.depth.shape == truth.depth.shape and result.scene.cameras is not None
     size = sum(p.stat().st_size for p in shipped_checkpoint().rglob("*") if p.is_file())
     assert size <= 20 * 2**20  # the issue's budget for a committed checkpoint
+
+
+def test_the_shipped_checkpoint_beats_the_trivial_baselines_on_held_out_scenes():
+    """On the demo's held-out scenes, as ``any4d demo`` scores them: the camera floor holds
+    (ATE ≤ 0.5 × a static camera) and depth beats the best constant depth by a margin. The
+    issue's depth (≤ 0.5 × constant) and interpolation (cross-fade + 2 dB) floors are not met
+    yet (measured 0.66 × and −0.9 dB): this test guards what holds, so a regression shows."""
+    from any4d.demo import check_floors, heldout_clips, score_preset, shipped_checkpoint
+
+    pipe = Any4DPipeline.from_pretrained(shipped_checkpoint())
+    results = {"geometry": score_preset(pipe, "geometry", heldout_clips(pipe))[0]}
+    assert check_floors(results)["geometry cameras"] is True, results
+    ours, constant = results["geometry"]["any4d"], results["geometry"]["constant depth"]
+    assert ours["abs_rel"] <= 0.75 * constant["abs_rel"], results
