@@ -47,7 +47,8 @@ class Completion:
     uncertainty: spread over the candidates (None with one candidate).
     latents:     stream → (1, C, T', H', W') the completed latent grids.
     failures:    what could not be decoded (e.g. rays that determine no camera: then the
-                 scene's cameras are None, or the observed ones if it had them).
+                 scene's cameras are None, or the observed ones if it had them), or given
+                 but not used (the scene's text, without a text encoder).
     """
 
     scene: Scene
