@@ -55,11 +55,11 @@ def heldout_clips(pipe, scenes: int = DEFAULT_SCENES):
 
 
 def score_preset(pipe, preset: str, clips, steps: int | None = None, seed: int = 0,
-                 progress: bool = False) -> tuple[dict, list]:  # fmt: skip
+                 progress: bool = False) -> tuple[dict, tuple]:  # fmt: skip
     """Complete every clip for ``preset`` and score only what it generates, beside the trivial
-    baselines. Returns ({"any4d" | baseline name: {metric: mean over clips}}, [(truth,
-    completion) of the first clip]) — the pair is what the pictures show."""
-    ours, floors, first = [], [], []
+    baselines. Returns ({"any4d" | baseline name: {metric: mean over clips}}, (truth,
+    completion) of the first clip) — the pair is what the pictures show."""
+    ours, floors, first = [], [], None
     for index in range(len(clips)):
         truth = clips[index]
         result = pipe(pipe.observed(truth, preset), task=preset, steps=steps, seed=seed,
@@ -67,7 +67,7 @@ def score_preset(pipe, preset: str, clips, steps: int | None = None, seed: int =
         ours.append(mask_scores(PRESETS[preset], result.scene, truth))
         floors.append(mask_baselines(PRESETS[preset], truth))
         if index == 0:
-            first = [(truth, result)]
+            first = (truth, result)
     keys = sorted({k for s in ours for k in s})
     summary = {"any4d": {k: _mean([s.get(k) for s in ours]) for k in keys}}
     for name in sorted({n for f in floors for n in f}):
@@ -95,7 +95,7 @@ def run_demo(
     out.mkdir(parents=True, exist_ok=True)
     results = {}
     for preset in PRESETS:
-        results[preset], [(truth, result)] = score_preset(pipe, preset, clips, steps, seed,
+        results[preset], (truth, result) = score_preset(pipe, preset, clips, steps, seed,
                                                           progress)  # fmt: skip
         comparison_video({"truth": truth, preset: result.scene}, out / f"{preset}.mp4")
         if preset == "geometry" and result.scene.cameras is not None:

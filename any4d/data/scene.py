@@ -192,7 +192,7 @@ class Scene:
             tmp.write_bytes(save(tensors, metadata={"any4d": json.dumps(info)}))
             os.replace(tmp, path)
         except BaseException:
-            Path(tmp).unlink(missing_ok=True)
+            tmp.unlink(missing_ok=True)
             raise
         return path
 

@@ -61,19 +61,28 @@ def convert_original_umt5(state: dict[str, Tensor]) -> dict[str, Tensor]:
 
 def original_umt5_config(state: dict[str, Tensor]):
     """The ``UMT5Config`` of an original-format state dict, read off its tensor shapes."""
-    from transformers import UMT5Config
-
     vocab, dim = state["token_embedding.weight"].shape
     buckets, heads = state["blocks.0.pos_embedding.embedding.weight"].shape
     layers = 1 + max(int(k.split(".")[1]) for k in state if k.startswith("blocks."))
     attention = int(state["blocks.0.attn.q.weight"].shape[0])  # heads × d_kv
-    return UMT5Config(
+    return _transformers().UMT5Config(
         vocab_size=int(vocab), d_model=int(dim), d_kv=attention // int(heads), num_layers=layers,
         d_ff=int(state["blocks.0.ffn.fc1.weight"].shape[0]), num_heads=int(heads),
         relative_attention_num_buckets=int(buckets),
         relative_attention_max_distance=_ORIGINAL_MAX_DISTANCE, feed_forward_proj="gated-gelu",
         layer_norm_epsilon=_ORIGINAL_EPS, dropout_rate=0.0,
     )  # fmt: skip
+
+
+def _transformers():
+    """The ``transformers`` module, or an error saying which extra installs it."""
+    try:
+        import transformers
+    except ImportError as error:
+        raise ImportError(
+            "the umT5 text encoder needs transformers: pip install 'any4d[text]'"
+        ) from error
+    return transformers
 
 
 def clean_prompt(text: str) -> str:
@@ -127,12 +136,7 @@ class TextEncoder:
     ) -> TextEncoder:
         """Load ``text_encoder/`` and ``tokenizer/`` of a local diffusers Wan2.1 directory
         (nothing is downloaded; weights from safetensors only)."""
-        try:
-            from transformers import AutoTokenizer, UMT5EncoderModel
-        except ImportError as error:
-            raise ImportError(
-                "the umT5 text encoder needs transformers: pip install 'any4d[text]'"
-            ) from error
+        transformers = _transformers()
         directory = Path(directory)
         for name in (ENCODER_DIR, TOKENIZER_DIR):
             if not (directory / name).is_dir():
@@ -140,10 +144,12 @@ class TextEncoder:
                     f"{directory / name} does not exist (expected a diffusers Wan2.1 directory "
                     f"with {ENCODER_DIR}/ and {TOKENIZER_DIR}/)"
                 )
-        encoder = UMT5EncoderModel.from_pretrained(
+        encoder = transformers.UMT5EncoderModel.from_pretrained(
             directory / ENCODER_DIR, local_files_only=True, use_safetensors=True, dtype=dtype
         )
-        tokenizer = AutoTokenizer.from_pretrained(directory / TOKENIZER_DIR, local_files_only=True)
+        tokenizer = transformers.AutoTokenizer.from_pretrained(
+            directory / TOKENIZER_DIR, local_files_only=True
+        )
         return cls(encoder.to(device), tokenizer, max_length)
 
     @classmethod
@@ -160,12 +166,7 @@ class TextEncoder:
         plain state dict, read with ``weights_only=True``) and its tokenizer folder
         (``google/umt5-xxl``). The architecture is read off the weights' shapes; keys are
         converted by ``convert_original_umt5`` and loaded strictly."""
-        try:
-            from transformers import AutoTokenizer, UMT5EncoderModel
-        except ImportError as error:
-            raise ImportError(
-                "the umT5 text encoder needs transformers: pip install 'any4d[text]'"
-            ) from error
+        transformers = _transformers()
         weights, tokenizer = Path(weights), Path(tokenizer)
         if not weights.is_file():
             raise FileNotFoundError(f"umT5 checkpoint {weights} does not exist")
@@ -178,10 +179,10 @@ class TextEncoder:
                 "'token_embedding.weight', 'blocks.0.attn.q.weight')"
             )
         with torch.device("meta"):
-            encoder = UMT5EncoderModel(original_umt5_config(state))
+            encoder = transformers.UMT5EncoderModel(original_umt5_config(state))
         encoder.load_state_dict(convert_original_umt5(state), strict=True, assign=True)
         encoder = encoder.to(device=device, dtype=dtype or state["token_embedding.weight"].dtype)
-        tokens = AutoTokenizer.from_pretrained(tokenizer, local_files_only=True)
+        tokens = transformers.AutoTokenizer.from_pretrained(tokenizer, local_files_only=True)
         return cls(encoder, tokens, max_length)
 
     @torch.no_grad()

@@ -289,8 +289,8 @@ def initial_weights(path: str | Path, expected) -> dict[str, torch.Tensor]:
             f"model.init_from={str(path)!r} is a different architecture: "
             + ", ".join(f"{k}={theirs.get(k)!r} there, {ours[k]!r} here" for k in changed)
         )
-    source = path / "ema.safetensors" if (path / "ema.safetensors").is_file() else None
-    source = source or model_dir / WEIGHTS_NAME
+    ema = path / "ema.safetensors"
+    source = ema if ema.is_file() else model_dir / WEIGHTS_NAME
     try:
         state = load_file(source)
     except SafetensorError as error:
