@@ -20,6 +20,7 @@ import sys
 from collections.abc import Sequence
 
 TRAJECTORIES = ("orbit", "dolly", "pan", "random")
+SELECTS = ("best", "mean")  # any4d.diffusion.search.SELECTS, without importing torch
 
 
 def _positive_int(text: str) -> int:
@@ -71,7 +72,7 @@ def _demo(args: argparse.Namespace) -> int:
     from any4d.demo import markdown, run_demo
 
     results = run_demo(args.checkpoint, args.out, scenes=args.scenes, steps=args.steps,
-                       seed=args.seed, progress=False)  # fmt: skip
+                       seed=args.seed, progress=False, candidates=args.candidates)  # fmt: skip
     print(markdown(results))
     print(f"wrote {args.out}/table.md, results.json and one picture per task "
           f"({results['seconds']:.0f} s)")  # fmt: skip
@@ -85,7 +86,8 @@ def _complete(args: argparse.Namespace) -> int:
         args.input, task=args.task, out=args.out, checkpoint=args.checkpoint,
         cameras=args.cameras, intrinsics=args.intrinsics, depth=args.depth,
         depth_scale=args.depth_scale, start=args.start, stride=args.stride, steps=args.steps,
-        guidance=args.guidance, candidates=args.candidates, seed=args.seed, prompt=args.prompt,
+        guidance=args.guidance, candidates=args.candidates, select=args.select, seed=args.seed,
+        prompt=args.prompt,
         text_encoder=args.text_encoder, progress=not args.no_progress,
     )  # fmt: skip
     print(f"wrote {out}: scene.safetensors, grid.png, frames/, depth/, cameras/, points.ply, "
@@ -121,7 +123,8 @@ def _eval(args: argparse.Namespace) -> int:
     else:
         clips = mixture_clips(args.data, args.clips, args.regime, args.sparse_stride)
     table = run_benchmark(pipe, clips, args.task, args.out, candidates=args.candidates,
-                          steps=args.steps, seed=args.seed, progress=False)  # fmt: skip
+                          select=args.select, steps=args.steps, seed=args.seed,
+                          progress=False)  # fmt: skip
     print(table.markdown())
     print(f"wrote {args.out}/table.md, table.csv and clips/")
     return 0
@@ -151,7 +154,14 @@ def _run_options(
             "--candidates",
             type=_positive_int,
             default=1,
-            help="test-time search over this many samples (default 1)",
+            help="sample this many candidates (default 1)",
+        )
+        parser.add_argument(
+            "--select",
+            choices=SELECTS,
+            default="best",
+            help="with several candidates: best = the most self-consistent one (test-time "
+            "search, default); mean = their mean (sharper errors, blurrier pictures)",
         )
 
 
@@ -232,6 +242,13 @@ def build_parser() -> argparse.ArgumentParser:
     )
     _run_options(demo, out="any4d-demo", steps=20, candidates=False)
     demo.add_argument("--scenes", type=_positive_int, default=6, help="held-out clips per task")
+    demo.add_argument(
+        "--candidates",
+        type=_positive_int,
+        default=8,
+        help="geometry and interpolate are also scored as the mean of this many samples "
+        "(default 8; 1: one sample only)",
+    )
     demo.set_defaults(handler=_demo)
 
     tasks = (

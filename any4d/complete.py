@@ -67,6 +67,7 @@ def complete(
     steps: int | None = None,
     guidance: float = 2.0,
     candidates: int = 1,
+    select: str = "best",
     seed: int = 0,
     prompt: str | None = None,
     text_encoder: str | Path | None = None,
@@ -101,7 +102,7 @@ def complete(
     clip = resize_and_crop(clip, int(shape["height"]), int(shape["width"]))
     pipe.check_task(clip, task)
     result = pipe(clip, task=task, steps=steps, guidance=guidance, candidates=candidates,
-                  seed=seed, prompt=prompt, progress=progress)  # fmt: skip
+                  select=select, seed=seed, prompt=prompt, progress=progress)  # fmt: skip
     scene = result.scene
 
     out = Path(out)
@@ -140,6 +141,7 @@ def complete(
         "steps": steps or pipe.defaults.get("steps", 40),
         "guidance": guidance,
         "candidates": candidates,
+        "select": select,
         "seed": seed,
         "prompt": prompt,
         "scores": None if result.scores is None else result.scores.tolist(),

@@ -4,6 +4,9 @@
     result = pipe(scene, task="geometry", steps=20, candidates=4, seed=0)
     result.scene.depth, result.scene.cameras, result.scores, result.uncertainty
 
+With several ``candidates``, ``select="best"`` keeps the most self-consistent one (the paper's
+test-time search) and ``select="mean"`` their mean (``any4d.diffusion.search``).
+
 ``task`` is a preset name (``any4d.diffusion.PRESETS``) or a mask spec (``"rgb:0,-1 rays:all"``):
 what the scene observes (its clean groups) must be in the scene. Observed modalities come back
 exactly as given; the rest is generated. Depth and cameras are in the scene's own units when the
@@ -26,6 +29,7 @@ from torch import Tensor
 
 from any4d.data import Scene
 from any4d.diffusion import Layout, Mask, Uncertainty, sample, search
+from any4d.diffusion.search import SELECTS
 from any4d.geometry import Cameras
 from any4d.model import Any4DTransformer
 from any4d.model.checkpoint import atomic_write, read_json_object
@@ -43,7 +47,7 @@ class Completion:
     scene:       the completed scene: RGB (T, 3, H, W), depth (T, 1, H, W), cameras (T,).
     task:        the mask that was solved.
     scores:      (L,) reprojection score of each candidate (None with one candidate).
-    best:        index of the kept candidate.
+    best:        index of the lowest-scoring candidate (the kept one, with ``select="best"``).
     uncertainty: spread over the candidates (None with one candidate).
     latents:     stream → (1, C, T', H', W') the completed latent grids.
     failures:    what could not be decoded (e.g. rays that determine no camera: then the
@@ -224,6 +228,7 @@ class Any4DPipeline:
         steps: int | None = None,
         guidance: float = 2.0,
         candidates: int = 1,
+        select: str = "best",
         seed: int = 0,
         solver: str = "unipc",
         shift: float = 3.0,
@@ -239,6 +244,8 @@ class Any4DPipeline:
         if not isinstance(scene, Scene):
             raise ValueError(f"scene must be a Scene, got {type(scene).__name__}")
         mask = self.check_task(scene, task)
+        if select not in SELECTS:
+            raise ValueError(f"select={select!r} (expected one of {SELECTS})")
         text, failures = self._text(prompt, scene.text)
         steps = steps or int(self.defaults.get("steps", 40))
         device = self.device
@@ -262,7 +269,7 @@ class Any4DPipeline:
                 )
         else:
             found = search(self.model, clip, mask, self.tokenizer, candidates=candidates,
-                           score_kind=score, **kwargs)  # fmt: skip
+                           select=select, score_kind=score, **kwargs)  # fmt: skip
             grids, decoded = found.latents, found.decoded
             scores, best = found.scores[0], int(found.best[0])
             uncertainty, failures = found.uncertainty, failures + list(found.failures)

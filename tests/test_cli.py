@@ -73,6 +73,8 @@ def test_render_static_clip_with_fewer_columns(tmp_path):
         (["render", "--height", "abc"], "'abc' is not an integer"),
         (["render", "--trajectory", "spiral"], "invalid choice: 'spiral'"),
         (["render", "--no-such-flag"], "unrecognized arguments"),
+        (["complete", "v.mp4", "--task", "geometry", "--select", "median"],
+         "invalid choice: 'median'"),
         (["explode"], "invalid choice: 'explode'"),
         ([], "required: COMMAND"),
     ],
@@ -112,3 +114,18 @@ def test_cli_trajectory_choices_match_the_synthetic_world():
     from any4d.data.synthetic import TRAJECTORIES
 
     assert tuple(cli.TRAJECTORIES) == tuple(TRAJECTORIES)
+
+
+def test_cli_select_choices_match_the_search():
+    from any4d import cli
+    from any4d.diffusion.search import SELECTS
+
+    assert tuple(cli.SELECTS) == tuple(SELECTS)
+
+
+def test_demo_candidates_default_matches_the_library():
+    from any4d import cli
+    from any4d.demo import DEFAULT_CANDIDATES, DEFAULT_SCENES
+
+    args = cli.build_parser().parse_args(["demo"])
+    assert (args.candidates, args.scenes) == (DEFAULT_CANDIDATES, DEFAULT_SCENES)

@@ -78,10 +78,14 @@ def test_complete_a_frames_folder_with_known_cameras(tmp_path, checkpoint):
     write_cameras_json(tmp_path / "cameras.json", truth.cameras, (16, 16))
     status = main(["complete", str(folder), "--task", "depth", "--cameras",
                    str(tmp_path / "cameras.json"), "--checkpoint", str(checkpoint),
+                   "--candidates", "2", "--select", "mean",
                    "--out", str(tmp_path / "out"), "--no-progress"])  # fmt: skip
     assert status == 0
     scene = Scene.load(tmp_path / "out" / "scene.safetensors")
     torch.testing.assert_close(scene.cameras.c2w, truth.cameras.c2w.float(), atol=1e-5, rtol=0)
+    record = json.loads((tmp_path / "out" / "result.json").read_text())
+    assert record["candidates"] == 2 and record["select"] == "mean"
+    assert len(record["scores"]) == 2
 
 
 @pytest.mark.parametrize(

@@ -27,8 +27,32 @@ def test_demo_runs_every_preset_and_writes_pictures_and_table(tmp_path, capsys):
         assert (tmp_path / "demo" / f"{name}.png").is_file()
         assert (tmp_path / "demo" / f"{name}.mp4").is_file()
         assert f"| {name} | any4d |" in printed
-    assert set(results["floors"]) == {"geometry depth", "geometry cameras", "interpolate"}
+    assert list(results["geometry"])[:2] == ["any4d", "any4d mean of 8"]
+    assert "| interpolate | any4d mean of 8 |" in printed
+    assert "| video | any4d mean of 8 |" not in printed  # only where there are floors
+    assert set(results["floors"]) == {"any4d", "any4d mean of 8"}
+    for checks in results["floors"].values():
+        assert set(checks) == {"geometry depth", "geometry cameras", "interpolate"}
+    assert "- floor interpolate: any4d: " in printed and "; any4d mean of 8: " in printed
     assert "constant depth" in results["geometry"] and "cross-fade" in results["interpolate"]
+
+
+def test_floors_are_checked_on_every_any4d_row():
+    from any4d.demo import check_floors
+
+    results = {
+        "geometry": {"any4d": {"abs_rel": 0.3, "ate": 0.01},
+                     "any4d mean of 4": {"abs_rel": 0.1, "ate": 0.02},
+                     "constant depth": {"abs_rel": 0.4}, "static camera": {"ate": 0.1}},
+        "interpolate": {"any4d": {"psnr_pooled": 15.0}, "any4d mean of 4": {"psnr_pooled": 18.1},
+                        "cross-fade": {"psnr_pooled": 16.0}},
+    }  # fmt: skip
+    assert check_floors(results) == {
+        "any4d": {"geometry depth": False, "geometry cameras": True, "interpolate": False},
+        "any4d mean of 4": {"geometry depth": True, "geometry cameras": True, "interpolate": True},
+    }
+    del results["interpolate"]["cross-fade"]
+    assert check_floors(results)["any4d"]["interpolate"] is None
 
 
 def test_the_shipped_checkpoint_loads_and_completes_a_clip():
@@ -55,6 +79,6 @@ def test_the_shipped_checkpoint_beats_the_trivial_baselines_on_held_out_scenes()
 
     pipe = Any4DPipeline.from_pretrained(shipped_checkpoint())
     results = {"geometry": score_preset(pipe, "geometry", heldout_clips(pipe))[0]}
-    assert check_floors(results)["geometry cameras"] is True, results
+    assert check_floors(results)["any4d"]["geometry cameras"] is True, results
     ours, constant = results["geometry"]["any4d"], results["geometry"]["constant depth"]
     assert ours["abs_rel"] <= 0.75 * constant["abs_rel"], results

@@ -98,6 +98,27 @@ def test_undecodable_rays_are_reported_not_fatal(pipe, scene):
         assert result.failures and result.failures[0].startswith("cameras:")
 
 
+def test_mean_of_candidates_is_their_latent_mean(scene):
+    """select="mean" returns the mean of the very candidates select="best" chooses from."""
+    torch.manual_seed(0)
+    pipe = Any4DPipeline(Any4DTransformer(preset("tiny")), PixelTokenizer(2),
+                         {"num_frames": 3, "height": 16, "width": 16})  # fmt: skip
+    observed = pipe.observed(scene, "depth")
+    kwargs = dict(task="depth", steps=2, candidates=3, seed=4, progress=False)
+    best = pipe(observed, select="best", **kwargs)
+    mean = pipe(observed, select="mean", **kwargs)
+    torch.testing.assert_close(mean.scores, best.scores)
+    assert mean.best == best.best
+    assert not torch.equal(mean.latents["depth"], best.latents["depth"])
+    assert mean.scene.depth.shape == best.scene.depth.shape
+    assert torch.isfinite(mean.scene.depth).all()
+    # Observed streams come back as given either way.
+    assert torch.equal(mean.scene.rgb, scene.rgb.float())
+    torch.testing.assert_close(mean.latents["ray_d"], best.latents["ray_d"])
+    with pytest.raises(ValueError, match="select='median'"):
+        pipe(observed, select="median", **kwargs)
+
+
 def test_stream_scales_survive_save_and_load(tmp_path):
     pipe = Any4DPipeline(Any4DTransformer(preset("tiny")), PixelTokenizer(2, {"ray_m": 7.0}))
     loaded = Any4DPipeline.from_pretrained(pipe.save_pretrained(tmp_path / "p"))

@@ -2,8 +2,16 @@
 
 Each candidate is sampled from different noise (candidates batched, ``batch_size`` at a time),
 decoded to RGB, depth and cameras (rays → cameras), and scored by reprojection through its
-**own** geometry (``any4d.diffusion.scoring``). The lowest score wins, per sample. The spread of
-all candidates is returned as the posterior's uncertainty.
+**own** geometry (``any4d.diffusion.scoring``). What is returned per sample is chosen by
+``select``:
+
+* ``"best"`` (the paper's test-time search): the candidate with the lowest score;
+* ``"mean"``: the mean of all candidates' latents, decoded — a Monte-Carlo estimate of the
+  posterior mean, as Marigold's ensembling. One sample from a generative model is a plausible
+  scene; the mean is the estimate that per-pixel errors (AbsRel, PSNR) reward, at the price of
+  blur where the candidates disagree.
+
+The spread of all candidates is returned as the posterior's uncertainty either way.
 """
 
 from __future__ import annotations
@@ -21,20 +29,22 @@ from any4d.diffusion.uncertainty import Uncertainty, posterior_spread
 from any4d.geometry import Cameras
 
 Decoded = Mapping[str, Tensor | Cameras]
+SELECTS = ("best", "mean")
 
 
 @dataclass(frozen=True, eq=False)
 class SearchResult:
     """What ``search`` found.
 
-    latents:     stream → (B, C, T', H, W), the chosen candidate of each sample.
-    decoded:     the chosen candidates decoded: "rgb" (B, T, 3, H, W), "depth" (B, T, 1, H, W),
-                 "cameras" (batch (B, T)).
+    latents:     stream → (B, C, T', H, W), per sample the chosen candidate (``select="best"``)
+                 or the candidates' mean (``"mean"``).
+    decoded:     those latents decoded: "rgb" (B, T, 3, H, W), "depth" (B, T, 1, H, W),
+                 "cameras" (batch (B, T); absent when the mean's rays determine no camera).
     scores:      (B, L) every candidate's score (lower is better; inf: no overlap, or the
                  candidate could not be decoded).
-    best:        (B,) index of the chosen candidate.
+    best:        (B,) index of the lowest-scoring candidate (with ``"mean"``, for reference).
     uncertainty: the spread over the decodable candidates.
-    failures:    one line per candidate that could not be decoded.
+    failures:    one line per candidate that could not be decoded (and for the mean).
     """
 
     latents: dict[str, Tensor]
@@ -71,6 +81,7 @@ def search(
     decode,
     *,
     candidates: int = 4,
+    select: str = "best",
     score_kind: str = "photometric",
     batch_size: int | None = None,
     anchors: Sequence[int] | None = None,
@@ -85,12 +96,15 @@ def search(
     frame_index, available, progress): as for ``sample``; ``latents`` may be a ``LatentClip``.
     decode:      a tokenizer (with a ``LatentClip`` as latents) or a callable grids (batch B) →
                  {"rgb", "depth", "cameras"}.
+    select:      "best" (the lowest score) or "mean" (the candidates' mean), module docstring.
     score_kind:  "photometric" (the paper's), "geometric" or "combined".
     batch_size:  candidates per sampler call (default: all at once).
     anchors:     frames to warp from (default: the mask's clean RGB frames, else frame 0).
     """
     if candidates < 1:
         raise ValueError(f"candidates={candidates} (expected ≥ 1)")
+    if select not in SELECTS:
+        raise ValueError(f"select={select!r} (expected one of {SELECTS})")
     clip = latents if hasattr(latents, "grids") else None
     decode = _decoder(decode, clip)
     grids, layout, frame_index, available = _unpack_input(
@@ -148,15 +162,26 @@ def search(
     best = scores.argmin(dim=1)  # an all-inf row picks the first decodable candidate
     first_ok = next(k for k, d in enumerate(decoded) if d is not None)
     best = torch.where(torch.isinf(scores.min(dim=1).values), first_ok, best)
-    chosen = {
-        s: torch.stack([samples[int(k)][s][b] for b, k in enumerate(best)]) for s in samples[0]
-    }
-    chosen_decoded = {}
-    for name in ("rgb", "depth"):
-        chosen_decoded[name] = torch.stack([decoded[int(k)][name][b] for b, k in enumerate(best)])
-    chosen_decoded["cameras"] = Cameras.stack(
-        [decoded[int(k)]["cameras"][b] for b, k in enumerate(best)]
-    )
+    if select == "mean":
+        chosen = {s: torch.stack([c[s] for c in samples]).mean(0) for s in samples[0]}
+        try:
+            chosen_decoded = dict(decode(chosen))
+        except ValueError as error:  # e.g. mean rays that determine no camera: keep the rest
+            failures.append(f"mean of the candidates: {error}")
+            chosen_decoded = dict(decode({s: chosen[s] for s in ("rgb", "depth") if s in chosen}))
+    else:
+        chosen = {
+            s: torch.stack([samples[int(k)][s][b] for b, k in enumerate(best)])
+            for s in samples[0]
+        }
+        chosen_decoded = {}
+        for name in ("rgb", "depth"):
+            chosen_decoded[name] = torch.stack(
+                [decoded[int(k)][name][b] for b, k in enumerate(best)]
+            )
+        chosen_decoded["cameras"] = Cameras.stack(
+            [decoded[int(k)]["cameras"][b] for b, k in enumerate(best)]
+        )
     uncertainty = posterior_spread(
         [None if d is None else d["depth"] for d in decoded],
         [None if d is None else d["cameras"] for d in decoded],

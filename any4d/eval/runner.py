@@ -102,6 +102,7 @@ def run_benchmark(
     out: str | Path,
     *,
     candidates: int = 1,
+    select: str = "best",
     steps: int | None = None,
     seed: int = 0,
     progress: bool = True,
@@ -116,7 +117,8 @@ def run_benchmark(
         record = {"dataset": dataset, "clip": name, "task": task}
         try:
             result = pipe(pipe.observed(truth, task), task=task, steps=steps,
-                          candidates=candidates, seed=seed, progress=progress)  # fmt: skip
+                          candidates=candidates, select=select, seed=seed,
+                          progress=progress)  # fmt: skip
             ours = task_scores(task, result.scene, truth)
             if result.failures:
                 record["failures"] = result.failures

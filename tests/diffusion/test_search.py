@@ -123,3 +123,57 @@ def test_search_rejects_noise_and_bad_candidates(setting):
         search(Oracle(clip), clip, "geometry", tokenizer, candidates=0)
     with pytest.raises(ValueError, match="draws its own noise"):
         search(Oracle(clip), clip, "geometry", tokenizer, noise={})
+
+
+def test_mean_selection_decodes_the_mean_of_the_candidates(setting):
+    """Each oracle candidate ends exactly on its own target (depth scaled by 1, 1.3, 1.6), so
+    the mean is known in closed form: RGB and rays are the truth, depth the targets' mean."""
+    scene, tokenizer, clip = setting
+    result = search(
+        Oracle(clip),
+        clip,
+        "geometry",
+        tokenizer,
+        candidates=3,
+        select="mean",
+        solver="euler",
+        steps=3,
+        guidance=0.0,
+        generator=torch.Generator().manual_seed(0),
+        progress=False,
+    )
+    truth = clip.grids["depth"]
+    ratio = (1 - truth) / (1 + truth)
+    expected = torch.stack([2 / (1 + f * ratio) - 1 for f in (1.0, 1.3, 1.6)]).mean(0)
+    torch.testing.assert_close(result.latents["depth"], expected, atol=1e-4, rtol=0)
+    torch.testing.assert_close(result.latents["rgb"], clip.grids["rgb"], atol=1e-4, rtol=0)
+    decoded = tokenizer.decode_streams(clip, result.latents)
+    torch.testing.assert_close(result.decoded["depth"], decoded["depth"])
+    # The mean of candidates that overestimate depth lies between the truth and the worst.
+    valid = scene.depth > 0
+    ratio = (result.decoded["depth"][0] / scene.depth.clamp_min(1e-6))[valid]
+    assert 1.05 < float(ratio.median()) < 1.6
+    torch.testing.assert_close(result.decoded["cameras"].c2w[0], scene.cameras.c2w, atol=1e-3,
+                               rtol=0)  # fmt: skip
+    # Scores and the spread are still every candidate's; best still names the lowest score.
+    assert result.scores.shape == (1, 3) and int(result.best[0]) == 0
+    assert result.uncertainty.depth_std is not None
+
+
+def test_a_mean_without_cameras_keeps_rgb_and_depth_and_says_so(setting):
+    _, tokenizer, clip = setting
+    calls = []
+
+    def decode(grids):
+        calls.append(sorted(grids))
+        if len(calls) == 4:  # the three candidates decode, their mean's rays do not
+            raise ValueError("rays determine no camera")
+        return tokenizer.decode_streams(clip, grids)
+
+    result = search(Oracle(clip), clip, "geometry", decode, candidates=3, select="mean",
+                    solver="euler", steps=2, guidance=0.0, progress=False)  # fmt: skip
+    assert result.failures == ["mean of the candidates: rays determine no camera"]
+    assert calls[-1] == ["depth", "rgb"]
+    assert set(result.decoded) == {"rgb", "depth"}
+    with pytest.raises(ValueError, match="select='median'"):
+        search(Oracle(clip), clip, "geometry", tokenizer, candidates=2, select="median")
