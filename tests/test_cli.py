@@ -73,8 +73,10 @@ def test_render_static_clip_with_fewer_columns(tmp_path):
         (["render", "--height", "abc"], "'abc' is not an integer"),
         (["render", "--trajectory", "spiral"], "invalid choice: 'spiral'"),
         (["render", "--no-such-flag"], "unrecognized arguments"),
-        (["complete", "v.mp4", "--task", "geometry", "--select", "median"],
-         "invalid choice: 'median'"),
+        (
+            ["complete", "v.mp4", "--task", "geometry", "--select", "median"],
+            "invalid choice: 'median'",
+        ),
         (["explode"], "invalid choice: 'explode'"),
         ([], "required: COMMAND"),
     ],

@@ -171,8 +171,7 @@ def search(
             chosen_decoded = dict(decode({s: chosen[s] for s in ("rgb", "depth") if s in chosen}))
     else:
         chosen = {
-            s: torch.stack([samples[int(k)][s][b] for b, k in enumerate(best)])
-            for s in samples[0]
+            s: torch.stack([samples[int(k)][s][b] for b, k in enumerate(best)]) for s in samples[0]
         }
         chosen_decoded = {}
         for name in ("rgb", "depth"):
