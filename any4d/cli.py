@@ -278,7 +278,11 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="FX,FY,CX,CY",
         help="pixels of the input frames (replaces the cameras file's K)",
     )
-    completing.add_argument("--depth", default=None, help="a folder of .npy metres or 16-bit PNGs")
+    completing.add_argument(
+        "--depth",
+        default=None,
+        help="a folder of .npy metres or 16-bit PNGs, or one .npz of the clip (as complete writes)",
+    )
     completing.add_argument(
         "--depth-scale",
         type=float,

@@ -88,6 +88,23 @@ def test_complete_a_frames_folder_with_known_cameras(tmp_path, checkpoint):
     assert len(record["scores"]) == 2
 
 
+def test_complete_takes_the_depth_npz_it_writes(tmp_path, checkpoint):
+    from any4d.viz.exports_geometry import write_depth_npz
+
+    truth = render_clip(4, num_frames=3, height=16, width=16)
+    folder = tmp_path / "frames"
+    folder.mkdir()
+    for i, frame in enumerate(frames_of(truth)):
+        Image.fromarray(frame).save(folder / f"{i:03d}.png")
+    write_depth_npz(tmp_path / "depth.npz", truth.depth)
+    status = main(["complete", str(folder), "--task", "depth_to_video", "--depth",
+                   str(tmp_path / "depth.npz"), "--checkpoint", str(checkpoint),
+                   "--out", str(tmp_path / "out"), "--no-progress"])  # fmt: skip
+    assert status == 0
+    written = read_depth_npz(tmp_path / "out" / "depth.npz")
+    assert torch.equal(written, truth.depth[:, 0].float())  # observed depth comes back as given
+
+
 @pytest.mark.parametrize(
     ("args", "message"),
     [

@@ -23,6 +23,7 @@ import torch
 from torch import Tensor
 
 from any4d.data.readers.decode import CorruptFileError, read_uint16_png, require_file
+from any4d.data.readers.decode import read_depth_npz as read_depth_npz  # write_depth_npz's reader
 from any4d.data.scene import Scene
 from any4d.geometry.reproject import unproject
 from any4d.viz.files import atomic_path
@@ -182,21 +183,6 @@ def write_depth_npz(path: str | os.PathLike, depth: Tensor | np.ndarray) -> Path
     with atomic_path(path) as temporary, open(temporary, "wb") as handle:
         np.savez_compressed(handle, depth=depth)
     return Path(path)
-
-
-def read_depth_npz(path: str | os.PathLike) -> Tensor:
-    """The float32 depth written by ``write_depth_npz`` (same shape, exact)."""
-    path = require_file(Path(path), "a depth .npz")
-    try:
-        with np.load(path, allow_pickle=False) as archive:
-            if "depth" not in archive.files:
-                raise CorruptFileError(
-                    path, f"holds arrays {archive.files} (expected one named 'depth')"
-                )
-            depth = archive["depth"]
-    except (OSError, ValueError, EOFError) as error:
-        raise CorruptFileError(path, f"not a readable .npz ({error})") from None
-    return torch.from_numpy(depth.astype(np.float32, copy=False))
 
 
 def write_depth_png16(

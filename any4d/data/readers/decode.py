@@ -104,6 +104,21 @@ def read_uint16_png(path: Path) -> Tensor:
     return torch.from_numpy(array.astype(np.int32))
 
 
+def read_depth_npz(path: str | Path) -> Tensor:
+    """The float32 array under the key ``"depth"`` of an ``.npz`` (as ``write_depth_npz`` of
+    ``any4d.viz`` writes it: same shape, exact). Never unpickles."""
+    path = require_file(Path(path), "a depth .npz")
+    try:
+        with np.load(path, allow_pickle=False) as archive:
+            names = archive.files
+            depth = archive["depth"] if "depth" in names else None
+    except (OSError, ValueError, EOFError) as error:
+        raise CorruptFileError(path, f"not a readable .npz ({error})") from None
+    if depth is None:
+        raise CorruptFileError(path, f"holds arrays {names} (expected one named 'depth')")
+    return torch.from_numpy(depth.astype(np.float32, copy=False))
+
+
 def read_exr_channel(source: Path | bytes, channel: str, name: str | None = None) -> Tensor:
     """Channel ``channel`` of an EXR file (a path, or its bytes with ``name`` for errors) as
     (H, W) float32."""

@@ -20,8 +20,10 @@ with numbers compared as numbers). Cameras (optional), from one of:
 
 Frames of a folder are matched to nerfstudio / COLMAP entries by file name, a video's frames by
 order. ``intrinsics=(fx, fy, cx, cy)`` (pixels of the frames) replaces the file's K. Depth
-(optional): a folder of one file per frame, sorted like the frames — ``.npy`` float metres, or
-16-bit ``.png`` codes divided by ``depth_scale`` (default 1000: millimetres); 0 = invalid.
+(optional), 0 = invalid: a folder of one file per frame, sorted like the frames — ``.npy`` float
+metres, or 16-bit ``.png`` codes divided by ``depth_scale`` (default 1000: millimetres) — or one
+``.npz`` holding the whole clip under ``"depth"``, (N, H, W) or (N, 1, H, W) float metres (the
+``depth.npz`` that ``any4d complete`` writes).
 """
 
 from __future__ import annotations
@@ -40,7 +42,13 @@ from any4d.data.readers.conversions import (
     opengl_to_opencv,
     w2c_to_c2w,
 )
-from any4d.data.readers.decode import CorruptFileError, read_json, read_uint16_png, video_info
+from any4d.data.readers.decode import (
+    CorruptFileError,
+    read_depth_npz,
+    read_json,
+    read_uint16_png,
+    video_info,
+)
 from any4d.data.readers.dl3dv import read_depth_npy
 from any4d.data.scene import Scene
 
@@ -75,6 +83,7 @@ class UserClip(Reader):
         self.cameras = None if cameras is None else Path(cameras)
         self.depth = None if depth is None else Path(depth)
         self.intrinsics, self.depth_scale, self.fps, self.text = intrinsics, depth_scale, fps, text
+        self._clip_depth: Tensor | None = None  # the frames of a depth .npz, once read
 
     @property
     def provides(self) -> tuple[str, ...]:
@@ -104,7 +113,10 @@ class UserClip(Reader):
         if self.intrinsics is not None and c2w is not None:
             K, size = intrinsics_matrix(*self.intrinsics).expand(count, 3, 3), None
         depth = None
-        if self.depth is not None:
+        if self.depth is not None and self.depth.suffix.lower() == ".npz":
+            self._clip_depth = _clip_depth(self.depth, count)
+            depth = list(range(count))
+        elif self.depth is not None:
             depth = _sorted_files(self.depth, DEPTH_SUFFIXES)
             if len(depth) != count:
                 raise CorruptFileError(
@@ -115,7 +127,9 @@ class UserClip(Reader):
             depth=depth, text=self.text, fps=fps or 30.0,
         )  # fmt: skip
 
-    def decode_depth(self, handle: Path) -> Tensor:
+    def decode_depth(self, handle: Path | int) -> Tensor:
+        if isinstance(handle, int):  # a frame of the depth .npz
+            return self._clip_depth[handle]
         if handle.suffix == ".npy":
             return read_depth_npy(handle)
         code = read_uint16_png(handle)
@@ -159,6 +173,22 @@ def read_user_scene(path: str | Path, **options) -> Scene:
     """The whole clip at ``path`` (a video or a frames folder) as a ``Scene``; options as in
     ``UserClip``."""
     return UserClip(path, **options)[0]
+
+
+def _clip_depth(path: Path, count: int) -> Tensor:
+    """(N, H, W) float32 metres from a depth ``.npz`` of (N, H, W) or (N, 1, H, W)."""
+    depth = read_depth_npz(path)
+    if depth.dim() == 4 and depth.shape[1] == 1:
+        depth = depth[:, 0]
+    if depth.dim() != 3:
+        raise CorruptFileError(
+            path, f"holds depth of shape {tuple(depth.shape)} (expected (N, H, W) or (N, 1, H, W))"
+        )
+    if len(depth) != count:
+        raise CorruptFileError(path, f"holds {len(depth)} depth frames for {count} frames")
+    if not torch.isfinite(depth).all() or (depth < 0).any():
+        raise CorruptFileError(path, "holds negative or non-finite depth (expected metres ≥ 0)")
+    return depth
 
 
 def _nerfstudio_K(value: dict) -> Tensor:

@@ -6,6 +6,7 @@ import json
 
 import numpy as np
 import pytest
+import torch
 
 from any4d.data.readers.user import UserClip, read_user_scene
 from tests.data.readers.fixtures import (
@@ -91,6 +92,44 @@ def test_depth_folder_of_millimetre_pngs_becomes_metres(tmp_path):
     clip = read_user_scene(folder, depth=tmp_path / "depth")
     assert clip.modalities == ("rgb", "depth") and (clip.depth[:, :, 0] == 0).all()
     assert (clip.depth[:, :, 1:] - scene.depth[:, :, 1:]).abs().max() <= 0.0005 + 1e-6
+
+
+@pytest.mark.parametrize("with_channel", [True, False])
+def test_depth_npz_of_the_clip_round_trips(tmp_path, with_channel):
+    """The depth.npz that ``any4d complete`` writes ((N, 1, H, W) float32 metres) is an input."""
+    from any4d.viz.exports_geometry import write_depth_npz
+
+    scene = truth(8)
+    folder, _ = frames_folder(tmp_path, scene)
+    depth = scene.depth.float() if with_channel else scene.depth[:, 0].float()
+    write_depth_npz(tmp_path / "depth.npz", depth)
+    clip = read_user_scene(folder, depth=tmp_path / "depth.npz")
+    assert clip.modalities == ("rgb", "depth")
+    assert torch.equal(clip.depth, scene.depth.float())
+
+
+@pytest.mark.parametrize(
+    ("array", "message"),
+    [
+        ("short", "holds 4 depth frames for 5 frames"),
+        ("flat", r"holds depth of shape \(5, 384\) \(expected \(N, H, W\)"),
+        ("negative", "holds negative or non-finite depth"),
+        ("other_key", "holds arrays \\['disparity'\\] \\(expected one named 'depth'\\)"),
+    ],
+)
+def test_bad_depth_npz_names_the_file(tmp_path, array, message):
+    scene = truth(8)
+    folder, _ = frames_folder(tmp_path, scene)
+    depth = scene.depth[:, 0].numpy().astype(np.float32)
+    arrays = {
+        "short": {"depth": depth[:4]},
+        "flat": {"depth": depth.reshape(5, -1)[:, :384]},
+        "negative": {"depth": -depth},
+        "other_key": {"disparity": depth},
+    }[array]
+    np.savez(tmp_path / "depth.npz", **arrays)
+    with pytest.raises(ValueError, match="depth.npz: " + message):
+        read_user_scene(folder, depth=tmp_path / "depth.npz")
 
 
 def test_frames_only_gives_an_rgb_scene(tmp_path):
