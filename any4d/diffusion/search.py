@@ -157,11 +157,12 @@ def search(
         )
         scores[:, k] = score(score_kind, rgb, depth, cameras, pairs).float().cpu()
 
-    if all(d is None for d in decoded):
+    decodable = [k for k, d in enumerate(decoded) if d is not None]
+    if not decodable and select == "best":
         raise ValueError("no candidate could be decoded: " + "; ".join(failures))
     best = scores.argmin(dim=1)  # an all-inf row picks the first decodable candidate
-    first_ok = next(k for k, d in enumerate(decoded) if d is not None)
-    best = torch.where(torch.isinf(scores.min(dim=1).values), first_ok, best)
+    if decodable:
+        best = torch.where(torch.isinf(scores.min(dim=1).values), decodable[0], best)
     if select == "mean":
         chosen = {s: torch.stack([c[s] for c in samples]).mean(0) for s in samples[0]}
         try:

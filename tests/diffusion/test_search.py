@@ -175,5 +175,17 @@ def test_a_mean_without_cameras_keeps_rgb_and_depth_and_says_so(setting):
     assert result.failures == ["mean of the candidates: rays determine no camera"]
     assert calls[-1] == ["depth", "rgb"]
     assert set(result.decoded) == {"rgb", "depth"}
+
+    def cameraless(grids):  # no candidate decodes: "best" has nothing to keep, "mean" has
+        if "ray_d" in grids:
+            raise ValueError("rays determine no camera")
+        return tokenizer.decode_streams(clip, grids)
+
+    kwargs = dict(candidates=2, solver="euler", steps=2, guidance=0.0, progress=False)
+    with pytest.raises(ValueError, match="no candidate could be decoded"):
+        search(Oracle(clip), clip, "geometry", cameraless, **kwargs)
+    result = search(Oracle(clip), clip, "geometry", cameraless, select="mean", **kwargs)
+    assert torch.isinf(result.scores).all() and len(result.failures) == 3
+    assert set(result.decoded) == {"rgb", "depth"}
     with pytest.raises(ValueError, match="select='median'"):
         search(Oracle(clip), clip, "geometry", tokenizer, candidates=2, select="median")
