@@ -19,7 +19,7 @@ def test_demo_runs_every_preset_and_writes_pictures_and_table(tmp_path, capsys):
                          {"num_frames": 3, "height": 16, "width": 16})  # fmt: skip
     pipe.save_pretrained(tmp_path / "pipe")
     status = main(["demo", "--checkpoint", str(tmp_path / "pipe"), "--out", str(tmp_path / "demo"),
-                   "--scenes", "1", "--steps", "2"])  # fmt: skip
+                   "--scenes", "1", "--steps", "2", "--candidates", "8"])  # fmt: skip
     assert status == 0
     printed = capsys.readouterr().out
     results = json.loads((tmp_path / "demo" / "results.json").read_text())
@@ -70,15 +70,17 @@ def test_the_shipped_checkpoint_loads_and_completes_a_clip():
     assert size <= 20 * 2**20  # the issue's budget for a committed checkpoint
 
 
-def test_the_shipped_checkpoint_beats_the_trivial_baselines_on_held_out_scenes():
-    """On the demo's held-out scenes, as ``any4d demo`` scores them: the camera floor holds
-    (ATE ≤ 0.5 × a static camera) and depth beats the best constant depth by a margin. The
-    issue's depth (≤ 0.5 × constant) and interpolation (cross-fade + 2 dB) floors are not met
-    yet (measured 0.66 × and −0.9 dB): this test guards what holds, so a regression shows."""
+def test_the_shipped_checkpoint_meets_the_geometry_floors_on_held_out_scenes():
+    """As ``any4d demo`` scores it (one sample per clip, its held-out scenes): depth AbsRel ≤
+    0.5 × the best constant depth and ATE ≤ 0.5 × a static camera (measured 0.45 × and 0.12 ×).
+    The interpolation floor (cross-fade + 2 dB) is not met yet (measured −1.0 dB): it is guarded
+    at cross-fade − 1.5 dB, so that a regression shows."""
     from any4d.demo import check_floors, heldout_clips, score_preset, shipped_checkpoint
 
     pipe = Any4DPipeline.from_pretrained(shipped_checkpoint())
-    results = {"geometry": score_preset(pipe, "geometry", heldout_clips(pipe))[0]}
-    assert check_floors(results)["any4d"]["geometry cameras"] is True, results
-    ours, constant = results["geometry"]["any4d"], results["geometry"]["constant depth"]
-    assert ours["abs_rel"] <= 0.75 * constant["abs_rel"], results
+    clips = heldout_clips(pipe)
+    results = {p: score_preset(pipe, p, clips)[0] for p in ("geometry", "interpolate")}
+    floors = check_floors(results)["any4d"]
+    assert floors["geometry depth"] is True and floors["geometry cameras"] is True, results
+    ours, fade = results["interpolate"]["any4d"], results["interpolate"]["cross-fade"]
+    assert ours["psnr_pooled"] >= fade["psnr_pooled"] - 1.5, results
