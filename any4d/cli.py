@@ -161,7 +161,7 @@ def _run_options(
             choices=SELECTS,
             default="best",
             help="with several candidates: best = the most self-consistent one (test-time "
-            "search, default); mean = their mean (sharper errors, blurrier pictures)",
+            "search, default); mean = their mean (lower per-pixel errors, blurrier pictures)",
         )
 
 
