@@ -87,8 +87,7 @@ def _complete(args: argparse.Namespace) -> int:
         cameras=args.cameras, intrinsics=args.intrinsics, depth=args.depth,
         depth_scale=args.depth_scale, start=args.start, stride=args.stride, steps=args.steps,
         guidance=args.guidance, candidates=args.candidates, select=args.select, seed=args.seed,
-        prompt=args.prompt,
-        text_encoder=args.text_encoder, progress=not args.no_progress,
+        prompt=args.prompt, text_encoder=args.text_encoder, progress=not args.no_progress,
     )  # fmt: skip
     print(f"wrote {out}: scene.safetensors, grid.png, frames/, depth/, cameras/, points.ply, "
           "result.json")  # fmt: skip

@@ -79,11 +79,8 @@ class Any4DPipeline:
                 f"the tokenizer makes {channels}-channel latents but the model expects "
                 f"{model.config.in_channels}"
             )
-        if text_encoder is not None and text_encoder.dim != model.config.text_dim:
-            raise ValueError(
-                f"the text encoder makes {text_encoder.dim}-d features but the model's text_dim "
-                f"is {model.config.text_dim}"
-            )
+        if text_encoder is not None:
+            text_encoder.check_fits(model.config.text_dim)
         self.model = model.eval()
         self.tokenizer = tokenizer
         self.defaults = dict(defaults or {})

@@ -67,12 +67,17 @@ def test_complete_a_video_writes_every_output(tmp_path, video, checkpoint, capsy
         assert record["failures"]
 
 
+def write_frames_folder(folder, scene):
+    """The clip's RGB as numbered PNGs in ``folder`` (created); returns ``folder``."""
+    folder.mkdir()
+    for i, frame in enumerate(frames_of(scene)):
+        Image.fromarray(frame).save(folder / f"{i:03d}.png")
+    return folder
+
+
 def test_complete_a_frames_folder_with_known_cameras(tmp_path, checkpoint):
     truth = render_clip(3, num_frames=3, height=16, width=16)
-    folder = tmp_path / "frames"
-    folder.mkdir()
-    for i, frame in enumerate(frames_of(truth)):
-        Image.fromarray(frame).save(folder / f"{i:03d}.png")
+    folder = write_frames_folder(tmp_path / "frames", truth)
     from any4d.viz.exports_cameras import write_cameras_json
 
     write_cameras_json(tmp_path / "cameras.json", truth.cameras, (16, 16))
@@ -92,10 +97,7 @@ def test_complete_takes_the_depth_npz_it_writes(tmp_path, checkpoint):
     from any4d.viz.exports_geometry import write_depth_npz
 
     truth = render_clip(4, num_frames=3, height=16, width=16)
-    folder = tmp_path / "frames"
-    folder.mkdir()
-    for i, frame in enumerate(frames_of(truth)):
-        Image.fromarray(frame).save(folder / f"{i:03d}.png")
+    folder = write_frames_folder(tmp_path / "frames", truth)
     write_depth_npz(tmp_path / "depth.npz", truth.depth)
     status = main(["complete", str(folder), "--task", "depth_to_video", "--depth",
                    str(tmp_path / "depth.npz"), "--checkpoint", str(checkpoint),

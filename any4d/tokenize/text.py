@@ -117,6 +117,14 @@ class TextEncoder:
         """Feature size of one token (umT5-XXL: 4096): the transformer's ``text_dim``."""
         return int(self.encoder.config.d_model)
 
+    def check_fits(self, text_dim: int | None, source: str = "the text encoder") -> None:
+        """ValueError unless the features fit a model whose ``text_dim`` is ``text_dim``;
+        ``source`` names the encoder in the message."""
+        if self.dim != text_dim:
+            raise ValueError(
+                f"{source} makes {self.dim}-d features but the model's text_dim is {text_dim}"
+            )
+
     @property
     def device(self) -> torch.device:
         return next(self.encoder.parameters()).device

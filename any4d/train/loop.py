@@ -97,11 +97,7 @@ def build_text_encoder(config: TrainConfig, model: Any4DTransformer, device: tor
 
     dtype = torch.bfloat16 if config.precision == "bf16" else None
     encoder = TextEncoder.from_pretrained(path, dtype=dtype, device=device)
-    if encoder.dim != model.config.text_dim:
-        raise ValueError(
-            f"model.text_encoder={path!r} makes {encoder.dim}-d features but the model's "
-            f"text_dim is {model.config.text_dim}"
-        )
+    encoder.check_fits(model.config.text_dim, f"model.text_encoder={path!r}")
     encoder.encoder.requires_grad_(False)
     return encoder
 
