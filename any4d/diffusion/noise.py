@@ -7,7 +7,8 @@ the model predicts the velocity ``v* = ε − z₀``. Levels are shifted,
 Per sample: one of the training patterns its modalities allow; target groups get independent
 shifted levels; each context (clean) group is clean with probability 0.5 and otherwise gets a
 level below every target level of that sample ("imperfect history", as DFoT); absent groups are
-pure noise at ``t = 1``.
+pure noise at ``t = 1``. Optionally (``shared_target_prob``) a sample's targets all share one
+level instead — the condition sampling meets, where every target starts from pure noise together.
 """
 
 from __future__ import annotations
@@ -33,6 +34,8 @@ class NoiseConfig:
     patterns:           pattern name → sampling weight (presets of ``any4d.diffusion.masks``).
     shift:              α of the time shift applied to target levels.
     history_clean_prob: probability that a context group stays clean.
+    shared_target_prob: probability that all target groups of a sample share one level (as at
+                        sampling time) instead of drawing one each; 0 draws nothing extra.
     """
 
     patterns: Mapping[str, float] = field(
@@ -40,6 +43,7 @@ class NoiseConfig:
     )
     shift: float = 3.0
     history_clean_prob: float = 0.5
+    shared_target_prob: float = 0.0
 
     def __post_init__(self) -> None:
         unknown = [p for p in self.patterns if p not in PRESETS]
@@ -51,6 +55,8 @@ class NoiseConfig:
             raise ValueError(f"shift={self.shift} (expected > 0)")
         if not 0 <= self.history_clean_prob <= 1:
             raise ValueError(f"history_clean_prob={self.history_clean_prob} (expected in [0, 1])")
+        if not 0 <= self.shared_target_prob <= 1:
+            raise ValueError(f"shared_target_prob={self.shared_target_prob} (expected in [0, 1])")
 
 
 def sample_patterns(
@@ -129,6 +135,11 @@ def sample_times(
     target = stacked == State.TARGET
     uniform = torch.rand(stacked.shape, generator=generator)
     levels = shift_time(uniform, config.shift)
+    if config.shared_target_prob > 0:  # drawn only then: with 0, times are as they always were
+        batch = stacked.shape[1]
+        shared = torch.rand(batch, generator=generator) < config.shared_target_prob  # (B,)
+        one = shift_time(torch.rand(batch, generator=generator), config.shift)  # (B,)
+        levels = torch.where(shared[None, :, None], one[None, :, None], levels)
     # The lowest target level of each sample bounds its noisy history from above.
     lowest = torch.where(target, levels, torch.ones_like(levels)).amin(dim=(0, 2))  # (B,)
     keep_clean = torch.rand(stacked.shape, generator=generator) < config.history_clean_prob

@@ -17,6 +17,8 @@ from typing import Any
 
 import yaml
 
+from any4d.diffusion import NoiseConfig
+
 MODALITY_NAMES = ("rgb", "depth", "cameras", "text")
 
 
@@ -115,8 +117,9 @@ class DataSection:
 
 @dataclass(frozen=True)
 class NoiseSection:
-    """Training noise (``any4d.diffusion.NoiseConfig``): pattern weights, time shift, and the
-    probability that a context group stays clean."""
+    """Training noise (``any4d.diffusion.NoiseConfig``): pattern weights, time shift, the
+    probability that a context group stays clean and the probability that a sample's targets
+    share one level."""
 
     patterns: dict[str, float] = field(
         default_factory=lambda: {
@@ -129,9 +132,19 @@ class NoiseSection:
     )
     shift: float = 3.0
     history_clean_prob: float = 0.5
+    shared_target_prob: float = 0.0
     stream_weights: dict[str, float] = field(
         default_factory=lambda: {"rgb": 0.25, "depth": 0.25, "ray_d": 0.25, "ray_m": 0.25}
     )
+
+    def __post_init__(self) -> None:
+        self.noise_config()  # NoiseConfig's checks, when the config is read
+
+    def noise_config(self) -> NoiseConfig:
+        """The ``any4d.diffusion.NoiseConfig`` of this section (all but the stream weights)."""
+        return NoiseConfig(patterns=self.patterns, shift=self.shift,
+                           history_clean_prob=self.history_clean_prob,
+                           shared_target_prob=self.shared_target_prob)  # fmt: skip
 
 
 @dataclass(frozen=True)

@@ -88,6 +88,38 @@ def test_times_follow_states_and_history_stays_below_targets():
     assert abs(float(t["depth"].median()) - 0.75) < 0.05
 
 
+def test_shared_target_levels_are_one_level_per_sample_for_the_drawn_fraction():
+    b, frames = 512, 4
+    states = {
+        "rgb": torch.tensor([State.CLEAN, State.TARGET, State.TARGET, State.CLEAN]).repeat(b, 1),
+        "depth": torch.full((b, frames), State.TARGET, dtype=torch.uint8),
+        "ray_d": torch.full((b, frames), State.ABSENT, dtype=torch.uint8),
+    }
+
+    def targets(config, seed=5):
+        t = sample_times(states, config, torch.Generator().manual_seed(seed))
+        return t, torch.cat([t["rgb"][:, 1:3], t["depth"]], dim=1)  # (B, 6) target levels
+
+    # Probability 0 draws nothing more: the times of the default config, bit for bit.
+    default, _ = targets(NoiseConfig())
+    zero, _ = targets(NoiseConfig(shared_target_prob=0.0))
+    assert all(torch.equal(default[s], zero[s]) for s in states)
+
+    t, levels = targets(NoiseConfig(shared_target_prob=1.0))
+    assert (levels == levels[:, :1]).all()
+    assert abs(float(levels[:, 0].median()) - 0.75) < 0.06  # still shifted uniform levels
+    assert (t["rgb"][:, [0, 3]] < levels[:, :1]).all() and (t["ray_d"] == 1).all()
+
+    _, levels = targets(NoiseConfig(shared_target_prob=0.5))
+    shared = (levels == levels[:, :1]).all(dim=1).float().mean()
+    assert 0.4 < shared < 0.6  # independent levels are never all equal
+
+
+def test_shared_target_prob_outside_the_unit_interval_is_an_error():
+    with pytest.raises(ValueError, match="shared_target_prob=1.5"):
+        NoiseConfig(shared_target_prob=1.5)
+
+
 def test_add_noise_interpolates_per_frame():
     g = torch.Generator().manual_seed(3)
     z0 = {"rgb": torch.randn(2, 3, 4, 5, 5, generator=g)}

@@ -37,6 +37,16 @@ def test_overrides_parse_values_as_yaml():
     assert config.model.overrides == {"num_layers": 3}
 
 
+def test_the_noise_section_builds_the_samplers_noise_config():
+    noise = load_config(
+        "tiny-synthetic",
+        ["noise.shared_target_prob=0.25", "noise.history_clean_prob=0.75", "noise.shift=2.0"],
+    ).noise.noise_config()
+    assert (noise.shared_target_prob, noise.history_clean_prob, noise.shift) == (0.25, 0.75, 2.0)
+    with pytest.raises(ValueError, match="shared_target_prob=-1"):
+        load_config("tiny-synthetic", ["noise.shared_target_prob=-1"])
+
+
 def test_round_trip_through_a_dict():
     config = load_config("tiny-synthetic")
     assert config_from_dict(config.to_dict()) == config
