@@ -7,7 +7,9 @@
 1. The ``--config`` run (default ``tiny-synthetic``) on ``--device`` (default CPU): full
    training steps as the trainer does them (``prepare_micro_batch`` → forward →
    ``flow_matching_loss`` → backward → clip → AdamW), best of ``--repeats`` after
-   ``--warmup`` steps, scenes rendered beforehand (the DataLoader's job). Tokens/s and
+   ``--warmup`` steps, scenes rendered beforehand (the DataLoader's job). With a pixel tokenizer
+   the micro-batches are also prepared beforehand on the CPU (the trainer's loader workers do
+   it) and the step only copies them to the device; that CPU time is printed separately. Tokens/s and
    samples/s, and the ratio step / forward-only pass of the same micro-batches, the reference
    timed in the same run. Nothing is written to disk.
 2. The ``--size-config`` model (default ``wan2.1-1.3b``) built on the ``meta`` device (no memory):
@@ -28,7 +30,7 @@ import torch
 from torch import nn
 from torch.utils.flop_counter import FlopCounterMode
 
-from any4d.diffusion import NoiseConfig, flow_matching_loss
+from any4d.diffusion import flow_matching_loss
 from any4d.model import Any4DTransformer, TransformerConfig, preset
 from any4d.train import TrainConfig, load_config
 from any4d.train.data import SlotDataset, SlotSampler, build_sources
@@ -66,11 +68,7 @@ def measure_steps(config: TrainConfig, warmup: int, repeats: int, device: torch.
         betas=config.optim.betas,
         weight_decay=config.optim.weight_decay,
     )
-    noise = NoiseConfig(
-        patterns=config.noise.patterns,
-        shift=config.noise.shift,
-        history_clean_prob=config.noise.history_clean_prob,
-    )
+    noise = config.noise.noise_config()
     dataset = SlotDataset(build_sources(config.data, tokenizer.temporal_stride), config.seed)
     steps = warmup + repeats
     sampler = SlotSampler(config.data.batch_size, 1, 0, config.accumulation, 0, steps)
@@ -89,12 +87,29 @@ def measure_steps(config: TrainConfig, warmup: int, repeats: int, device: torch.
 
     autocast = _autocast(config, device)
 
-    def prepare(step: int) -> list:
+    # As the trainer: with a pixel tokenizer the DataLoader's workers prepare micro-batches on
+    # the CPU and the step only copies them to the device; otherwise the step prepares them.
+    in_loader = config.tokenizer.kind == "pixel"
+    cpu, loader_prepare = torch.device("cpu"), float("inf")
+
+    def prepare_on(step: int, where: torch.device) -> list:
         return [
             prepare_micro_batch(scenes, slots, step, tokenizer=tokenizer, streams=streams,
-                                noise=noise, seed=config.seed, device=device)
+                                noise=noise, seed=config.seed, device=where)
             for slots, scenes in loaded[step]
         ]  # fmt: skip
+
+    if in_loader:
+        prepared = []
+        for step in range(steps):
+            start = time.perf_counter()
+            prepared.append(prepare_on(step, cpu))
+            loader_prepare = min(loader_prepare, time.perf_counter() - start)
+
+    def prepare(step: int) -> list:
+        if in_loader:
+            return [batch.to(device) for batch in prepared[step]]
+        return prepare_on(step, device)
 
     def train_step(step: int) -> tuple[dict[str, float], list]:
         """The body of ``any4d.train.loop._train`` for one process; returns phase times."""
@@ -156,12 +171,17 @@ def measure_steps(config: TrainConfig, warmup: int, repeats: int, device: torch.
     step = best["step"]
     print(f"  training step {step * 1e3:9.1f} ms   {tokens / step:9.0f} tokens/s   "
           f"{batch / step:7.1f} samples/s")  # fmt: skip
+    first = "copy to device" if in_loader else "tokenise"
     for phase in ("tokenise", "forward + loss + backward", "clip + AdamW"):
-        print(f"    {phase:26}{best[phase] * 1e3:9.1f} ms  ({best[phase] / step:5.1%})")
+        name = first if phase == "tokenise" else phase
+        print(f"    {name:26}{best[phase] * 1e3:9.1f} ms  ({best[phase] / step:5.1%})")
     print(f"  forward only  {forward * 1e3:9.1f} ms   {tokens / forward:9.0f} tokens/s   "
           f"(no grad, the same micro-batches)")  # fmt: skip
     print(f"  ratio training step / forward only: {step / forward:.2f}")
     print(f"  (scene rendering, not in the step: {render * 1e3:.1f} ms per step's batch)")
+    if in_loader:
+        print(f"  (tokenising in a loader worker, not in the step: {loader_prepare * 1e3:.1f} ms "
+              "per step's batch)")  # fmt: skip
 
 
 # ---------------------------------------------------------------------- 2. meta, counted

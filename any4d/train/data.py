@@ -15,8 +15,9 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import signal
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import torch
 from torch.utils.data import DataLoader, Dataset, Sampler
@@ -135,19 +136,46 @@ class SlotSampler(Sampler):
         return (self.end - self.start) * self.accumulation
 
 
-def _collate(items: list[tuple[int, Scene]]) -> tuple[list[int], list[Scene]]:
-    return [slot for slot, _ in items], [scene for _, scene in items]
+class _MicroBatches(Dataset):
+    """Item: one micro-batch's ``(step, slot)`` pairs → (slots, scenes), or what ``prepare``
+    makes of them. Fetching whole micro-batches lets a worker prepare one end to end."""
+
+    def __init__(self, slots: SlotDataset, prepare: Callable | None) -> None:
+        self.slots, self.prepare = slots, prepare
+
+    def __getitem__(self, items: list[tuple[int, int]]):
+        pairs = [self.slots[item] for item in items]
+        slots, scenes = [slot for slot, _ in pairs], [scene for _, scene in pairs]
+        if self.prepare is None:
+            return slots, scenes
+        return self.prepare(scenes, slots, items[0][0])
+
+    def __len__(self) -> int:
+        return len(self.slots)
+
+
+def _as_is(batch):
+    return batch
 
 
 def micro_batches(
-    dataset: SlotDataset, sampler: SlotSampler, num_workers: int
-) -> Iterator[tuple[list[int], list[Scene]]]:
-    """(slots, scenes) of each micro-batch, in order, loaded by ``num_workers`` workers."""
+    dataset: SlotDataset,
+    sampler: SlotSampler,
+    num_workers: int,
+    prepare: Callable[[list[Scene], list[int], int], Any] | None = None,
+    pin_memory: bool = False,
+) -> Iterator:
+    """Each micro-batch of ``sampler``, in order, loaded by ``num_workers`` workers: (slots,
+    scenes), or ``prepare(scenes, slots, step)`` computed in the worker (e.g. a partial of
+    ``any4d.train.step.prepare_micro_batch`` with a CPU tokenizer) — which must be picklable
+    when ``num_workers > 0``. pin_memory: page-locked results, for a CUDA copy that overlaps."""
     loader = DataLoader(
-        dataset,
-        batch_sampler=sampler,
+        _MicroBatches(dataset, prepare),
+        sampler=sampler,
+        batch_size=None,  # the sampler yields whole micro-batches
         num_workers=num_workers,
-        collate_fn=_collate,
+        collate_fn=_as_is,
+        pin_memory=pin_memory,
         persistent_workers=False,
         worker_init_fn=_ignore_sigterm if num_workers > 0 else None,
     )

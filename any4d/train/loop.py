@@ -10,6 +10,7 @@ and exits; ``resume=True`` continues from the newest checkpoint exactly where it
 from __future__ import annotations
 
 import contextlib
+import functools
 import json
 import math
 import signal
@@ -20,7 +21,7 @@ from pathlib import Path
 import torch
 from tqdm.auto import tqdm
 
-from any4d.diffusion import NoiseConfig, flow_matching_loss
+from any4d.diffusion import flow_matching_loss
 from any4d.model import Any4DTransformer, preset
 from any4d.train.checkpoint import (
     existing_checkpoints,
@@ -178,15 +179,20 @@ def _train(config: TrainConfig, resume: bool, progress: bool, processes: Process
             "to continue that run, or choose another output_dir (nothing is overwritten)"
         )
 
-    noise = NoiseConfig(
-        patterns=config.noise.patterns,
-        shift=config.noise.shift,
-        history_clean_prob=config.noise.history_clean_prob,
-    )
+    noise = config.noise.noise_config()
     sources = build_sources(config.data, tokenizer.temporal_stride)
     sampler = SlotSampler(config.data.batch_size, processes.world, processes.rank,
                           config.accumulation, start, config.steps)  # fmt: skip
-    batches = micro_batches(SlotDataset(sources, config.seed), sampler, config.data.num_workers)
+    # A tokenizer without a device (pixels) lets the loader prepare whole micro-batches, in the
+    # DataLoader's workers when there are any; umT5 and the Wan VAE stay on the device here.
+    prepare = None
+    if config.tokenizer.kind == "pixel" and text_encoder is None:
+        prepare = functools.partial(
+            prepare_micro_batch, tokenizer=tokenizer, streams=streams, noise=noise,
+            seed=config.seed, device=torch.device("cpu"),
+        )  # fmt: skip
+    batches = micro_batches(SlotDataset(sources, config.seed), sampler, config.data.num_workers,
+                            prepare, pin_memory=device.type == "cuda")  # fmt: skip
 
     output = Path(config.output_dir)
     metrics_path = output / "metrics.jsonl"
@@ -216,6 +222,9 @@ def _train(config: TrainConfig, resume: bool, progress: bool, processes: Process
             started = time.perf_counter()
             micro = []
             for _ in range(config.accumulation):
+                if prepare is not None:
+                    micro.append(next(batches).to(device, non_blocking=True))
+                    continue
                 slots, scenes = next(batches)
                 micro.append(prepare_micro_batch(
                     scenes, slots, step, tokenizer=tokenizer, streams=streams, noise=noise,

@@ -8,6 +8,7 @@ whichever process or micro-batch it lands in.
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -43,6 +44,25 @@ class MicroBatch:
     def model_times(self) -> dict[str, Tensor]:
         """Flow times shaped for the model, (B, T', 1, 1): one per latent frame."""
         return {s: t[:, :, None, None] for s, t in self.times.items()}
+
+    def to(self, device: torch.device, non_blocking: bool = False) -> MicroBatch:
+        """The same micro-batch with every tensor on ``device``."""
+        return self._map(lambda x: x.to(device, non_blocking=non_blocking))
+
+    def pin_memory(self) -> MicroBatch:
+        """Page-locked copies (the DataLoader calls this with ``pin_memory=True``)."""
+        return self._map(Tensor.pin_memory)
+
+    def _map(self, move) -> MicroBatch:
+        def each(tensors: dict[str, Tensor]) -> dict[str, Tensor]:
+            return {s: move(x) for s, x in tensors.items()}
+
+        return dataclasses.replace(
+            self, latents=each(self.latents), noise=each(self.noise), noisy=each(self.noisy),
+            times=each(self.times), states=each(self.states),
+            pixel_weights=each(self.pixel_weights), frame_index=move(self.frame_index),
+            text=None if self.text is None else move(self.text),
+        )  # fmt: skip
 
 
 def prepare_micro_batch(

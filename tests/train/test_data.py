@@ -2,13 +2,21 @@
 
 from __future__ import annotations
 
+import functools
+
 import pytest
 import torch
 
 from any4d.diffusion import NoiseConfig, State, flow_matching_loss
 from any4d.tokenize import PixelTokenizer
 from any4d.train import load_config
-from any4d.train.data import SlotDataset, SlotSampler, build_sources, keep_modalities
+from any4d.train.data import (
+    SlotDataset,
+    SlotSampler,
+    build_sources,
+    keep_modalities,
+    micro_batches,
+)
 from any4d.train.step import prepare_micro_batch
 
 STREAMS = ["rgb", "depth", "ray_d", "ray_m"]
@@ -89,3 +97,45 @@ def test_micro_batch_draws_depend_only_on_the_slot(dataset):
     for s in STREAMS:
         assert torch.equal(together.noisy[s][2], alone.noisy[s][0])
         assert torch.equal(together.times[s][2], alone.times[s][0])
+
+
+@pytest.mark.parametrize("workers", [0, 2])
+def test_micro_batches_prepared_by_the_loader_equal_those_prepared_in_the_loop(dataset, workers):
+    """The trainer's two paths: scenes from the loader prepared in the loop, or micro-batches
+    prepared by the loader (its workers, with a pixel tokenizer) — the same tensors either way."""
+    noise = NoiseConfig(shared_target_prob=0.5)
+    kwargs = dict(tokenizer=PixelTokenizer(2), streams=STREAMS, noise=noise, seed=3,
+                  device=torch.device("cpu"))  # fmt: skip
+    sampler = SlotSampler(4, 1, 0, accumulation=2, start=7, end=9)
+    plain = list(micro_batches(dataset, sampler, num_workers=0))
+    prepared = list(micro_batches(dataset, sampler, workers, functools.partial(
+        prepare_micro_batch, **kwargs)))  # fmt: skip
+    assert len(plain) == len(prepared) == 4  # 2 steps × 2 micro-batches
+    steps = [7, 7, 8, 8]
+    for (slots, scenes), batch, step in zip(plain, prepared, steps, strict=True):
+        reference = prepare_micro_batch(scenes, slots, step, **kwargs)
+        assert batch.patterns == reference.patterns and batch.counts == reference.counts
+        for field in ("latents", "noise", "noisy", "times", "states", "pixel_weights"):
+            ours, theirs = getattr(batch, field), getattr(reference, field)
+            assert ours.keys() == theirs.keys()
+            assert all(torch.equal(ours[s], theirs[s]) for s in ours), field
+        assert torch.equal(batch.frame_index, reference.frame_index)
+
+
+def test_a_micro_batch_moves_every_tensor(dataset):
+    scenes = [dataset[(0, slot)][1] for slot in range(2)]
+    batch = prepare_micro_batch(
+        scenes,
+        [0, 1],
+        0,
+        tokenizer=PixelTokenizer(2),
+        streams=STREAMS,
+        noise=NoiseConfig(),
+        seed=0,
+        device=torch.device("cpu"),
+    )
+    moved = batch.to(torch.device("meta"))
+    for field in ("latents", "noise", "noisy", "times", "states", "pixel_weights"):
+        assert all(x.is_meta for x in getattr(moved, field).values()), field
+    assert moved.frame_index.is_meta and moved.patterns == batch.patterns
+    assert not batch.latents["rgb"].is_meta  # a new micro-batch, the old one untouched
