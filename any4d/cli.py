@@ -34,6 +34,17 @@ def _positive_int(text: str) -> int:
     return value
 
 
+def _positive_float(text: str) -> float:
+    """argparse type: a finite number > 0, with a message naming the value on anything else."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
+    if not 0 < value < float("inf"):
+        raise argparse.ArgumentTypeError(f"{value} is not a finite number > 0")
+    return value
+
+
 def _render(args: argparse.Namespace) -> int:
     from any4d.data.synthetic import render_clip
     from any4d.viz import save_clip_grid
@@ -123,7 +134,7 @@ def _eval(args: argparse.Namespace) -> int:
         clips = mixture_clips(args.data, args.clips, args.regime, args.sparse_stride)
     table = run_benchmark(pipe, clips, args.task, args.out, candidates=args.candidates,
                           select=args.select, steps=args.steps, seed=args.seed,
-                          progress=False)  # fmt: skip
+                          progress=False, depth_range=args.sweep_depth)  # fmt: skip
     print(table.markdown())
     print(f"wrote {args.out}/table.md, table.csv and clips/")
     return 0
@@ -320,6 +331,11 @@ def build_parser() -> argparse.ArgumentParser:
     evaluate.add_argument("--sparse-stride", type=_positive_int, default=4,
                           help="frame stride of the sparse regime (default 4)")  # fmt: skip
     evaluate.add_argument("--clips", type=_positive_int, default=8, help="clips per data set")
+    evaluate.add_argument("--sweep-depth", type=_positive_float, nargs=2, default=None,
+                          metavar=("NEAR", "FAR"),
+                          help="interpolate: also score a plane sweep (stereo from the first and "
+                               "last frame and the cameras) over these z-depths, in the data's "
+                               "units")  # fmt: skip
     evaluate.set_defaults(handler=_eval)
 
     view = commands.add_parser(

@@ -4,7 +4,10 @@ The shipped checkpoint (``any4d/assets/demo``, trained by ``any4d train --config
 demo-synthetic`` and its follow-up stages) completes held-out clips of the procedural world for
 every preset; what each task generates (depth, cameras, unobserved frames) is scored beside
 trivial baselines (constant depth; static and constant-velocity cameras; a cross-fade, or the
-first frame repeated), and the quality floors are checked.
+first frame repeated), and the quality floors are checked. Interpolation is also scored beside
+a **plane sweep** — classic stereo from the first and last frame and the cameras, over the
+depth range of the procedural world's training clips: what geometry alone gets from the same
+inputs, a reference rather than a floor.
 
 The row ``any4d`` scores one sample per clip (what the pictures show). With ``candidates=K``
 (``any4d demo --candidates K``) the presets with floors are also scored as ``any4d mean of K``,
@@ -27,6 +30,8 @@ import math
 import time
 from importlib import resources
 from pathlib import Path
+
+import torch
 
 from any4d.diffusion import PRESETS
 from any4d.eval.tasks import mask_baselines, mask_scores
@@ -61,11 +66,25 @@ def heldout_clips(pipe, scenes: int = DEFAULT_SCENES):
     return SyntheticClips(SyntheticConfig(**shape), split="heldout", size=scenes)
 
 
+def training_depth_range(pipe, clips: int = 16) -> tuple[float, float]:
+    """(1st, 99th) percentile of the valid depth of the first ``clips`` *training* clips at
+    ``pipe``'s clip shape: the plane sweep's depth range, a prior of the data set."""
+    from any4d.data import SyntheticClips
+
+    config = heldout_clips(pipe, 1).config
+    train = SyntheticClips(config, split="train", size=clips)
+    depth = torch.cat([train[i].depth.flatten() for i in range(clips)])
+    near, far = torch.quantile(depth[depth > 0].double(), torch.tensor([0.01, 0.99]).double())
+    return float(near), float(far)
+
+
 def score_preset(pipe, preset: str, clips, steps: int | None = None, seed: int = 0,
-                 progress: bool = False, candidates: int = 1) -> tuple[dict, tuple]:  # fmt: skip
+                 progress: bool = False, candidates: int = 1,
+                 depth_range: tuple[float, float] | None = None) -> tuple[dict, tuple]:  # fmt: skip
     """Complete every clip for ``preset`` and score only what it generates, beside the trivial
-    baselines. candidates > 1: the mean of that many samples (``select="mean"``), in the row
-    ``f"{OURS} mean of {candidates}"``; else one sample, in the row ``OURS``. Returns
+    baselines (with ``depth_range``, interpolation's plane sweep too). candidates > 1: the mean
+    of that many samples (``select="mean"``), in the row ``f"{OURS} mean of {candidates}"``;
+    else one sample, in the row ``OURS``. Returns
     ({row: {metric: mean over clips}}, (truth, completion) of the first clip) — the pair is what
     the pictures show."""
     label = OURS if candidates <= 1 else f"{OURS} mean of {candidates}"
@@ -75,7 +94,7 @@ def score_preset(pipe, preset: str, clips, steps: int | None = None, seed: int =
         result = pipe(pipe.observed(truth, preset), task=preset, steps=steps, seed=seed,
                       candidates=candidates, select="mean", progress=progress)  # fmt: skip
         ours.append(mask_scores(PRESETS[preset], result.scene, truth))
-        floors.append(mask_baselines(PRESETS[preset], truth))
+        floors.append(mask_baselines(PRESETS[preset], truth, depth_range))
         if index == 0:
             first = (truth, result)
     keys = sorted({k for s in ours for k in s})
@@ -105,10 +124,12 @@ def run_demo(
     clips = heldout_clips(pipe, scenes)
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
+    depth_range = training_depth_range(pipe)
     results = {}
     for preset in PRESETS:
-        results[preset], (truth, result) = score_preset(pipe, preset, clips, steps, seed,
-                                                          progress)  # fmt: skip
+        results[preset], (truth, result) = score_preset(
+            pipe, preset, clips, steps, seed, progress, depth_range=depth_range
+        )
         if preset in FLOORS and candidates > 1:
             mean, _ = score_preset(pipe, preset, clips, steps, seed, progress, candidates)
             single = results[preset]
@@ -127,8 +148,6 @@ def run_demo(
 
 def _stack(images, gap: int = 6):
     """(3, H_i, W) images one above the other with white gaps."""
-    import torch
-
     width = max(i.shape[-1] for i in images)
     parts = []
     for image in images:

@@ -35,6 +35,8 @@ def test_demo_runs_every_preset_and_writes_pictures_and_table(tmp_path, capsys):
         assert set(checks) == {"geometry depth", "geometry cameras", "interpolate"}
     assert "- floor interpolate: any4d: " in printed and "; any4d mean of 8: " in printed
     assert "constant depth" in results["geometry"] and "cross-fade" in results["interpolate"]
+    assert "| interpolate | plane sweep |" in printed
+    assert "plane sweep" not in results["extrapolate"]  # only between two observed frames
 
 
 def test_floors_are_checked_on_every_any4d_row():

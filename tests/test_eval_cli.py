@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 
+import pytest
 import torch
 
 from any4d.cli import main
@@ -19,13 +20,28 @@ def test_eval_writes_a_complete_table_for_both_tasks_and_regimes(tmp_path, capsy
     pipe.save_pretrained(tmp_path / "pipe")
     for task, regime in (("geometry", "dense"), ("interpolate", "sparse")):
         out = tmp_path / f"{task}-{regime}"
+        sweep = ["--sweep-depth", "0.5", "8"] if task == "interpolate" else []
         status = main(["eval", "--checkpoint", str(tmp_path / "pipe"), "--task", task,
                        "--regime", regime, "--clips", "2", "--steps", "2",
-                       "--out", str(out)])  # fmt: skip
+                       "--out", str(out), *sweep])  # fmt: skip
         assert status == 0
         rows = list(csv.DictReader((out / "table.csv").open()))
         methods = {r["method"] for r in rows}
         expected = {"constant depth", "static camera", "constant velocity"}
-        assert expected <= methods if task == "geometry" else "cross-fade" in methods
+        if task == "interpolate":
+            expected = {"cross-fade", "plane sweep"}
+        assert expected <= methods, methods
         assert len(list((out / "clips" / "synthetic").glob("*.json"))) == 2
     assert "| synthetic |" in capsys.readouterr().out
+
+
+def test_sweep_depth_takes_two_positive_numbers(capsys):
+    cases = [
+        (["0", "8"], "0.0 is not a finite number > 0"),
+        (["1", "x"], "'x' is not a number"),
+        (["1"], "expected 2 arguments"),
+    ]
+    for bad, message in cases:
+        with pytest.raises(SystemExit) as exit:
+            main(["eval", "--checkpoint", "x", "--task", "interpolate", "--sweep-depth", *bad])
+        assert exit.value.code == 2 and message in capsys.readouterr().err

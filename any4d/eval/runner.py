@@ -106,10 +106,16 @@ def run_benchmark(
     steps: int | None = None,
     seed: int = 0,
     progress: bool = True,
+    depth_range: tuple[float, float] | None = None,
 ) -> BenchmarkTable:
-    """Run ``task`` on every (dataset, clip name, truth) and write the outputs (module doc)."""
+    """Run ``task`` on every (dataset, clip name, truth) and write the outputs (module doc).
+    depth_range: (near, far) in the clips' units — adds interpolation's plane-sweep baseline."""
     if task not in TASKS:
         raise ValueError(f"task={task!r} (expected one of {TASKS})")
+    if depth_range is not None:
+        near, far = depth_range
+        if not 0 < near < far < math.inf:
+            raise ValueError(f"depth_range={tuple(depth_range)} (expected 0 < near < far, finite)")
     out = Path(out)
     totals: dict[tuple[str, str], dict[str, list[float]]] = {}
     failed: dict[str, dict[str, str]] = {}
@@ -126,7 +132,7 @@ def run_benchmark(
             failed.setdefault(dataset, {})[name] = str(error)
             record["error"] = str(error)
             ours = None
-        baselines = task_baselines(task, truth)
+        baselines = task_baselines(task, truth, depth_range)
         record["ours"], record["baselines"] = ours, baselines
         path = out / "clips" / dataset / f"{name}.json"
         path.parent.mkdir(parents=True, exist_ok=True)

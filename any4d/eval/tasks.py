@@ -8,7 +8,9 @@ Every number gets a floor next to it, so a table says what a model adds:
   after the best alignment, the spread of the true centres) and a **constant-velocity** path
   (the best straight, uniform one).
 * ``interpolate`` (frames between the first and last): PSNR / SSIM of the generated frames
-  (0 and −1 excluded) against a **linear cross-fade** of the first and last frame.
+  (0 and −1 excluded) against a **linear cross-fade** of the first and last frame, and — given a
+  depth range to sweep — a **plane sweep** (classic two-view stereo from the first and last frame
+  and the cameras, no learning: what geometry alone recovers from interpolate's inputs).
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ from any4d.data import Scene
 from any4d.eval.depth_metrics import depth_metrics
 from any4d.eval.image_metrics import image_metrics
 from any4d.eval.pose_metrics import pose_metrics
+from any4d.geometry import inverse_depth_planes, plane_sweep
 
 TASKS = ("geometry", "interpolate")
 
@@ -98,10 +101,37 @@ def interpolation_scores(pred: Scene, truth: Scene) -> dict[str, float]:
     return {k: float(metrics[k]) for k in ("psnr_pooled", "psnr_frame_mean", "ssim")}
 
 
-def interpolation_baselines(truth: Scene) -> dict[str, dict[str, float]]:
-    metrics = image_metrics(cross_fade(truth), truth.rgb, context=(0, -1))
-    return {"cross-fade": {k: float(metrics[k]) for k in ("psnr_pooled", "psnr_frame_mean",
-                                                             "ssim")}}  # fmt: skip
+def plane_sweep_frames(truth: Scene, depth_range: tuple[float, float], planes: int = 48) -> Tensor:
+    """The frames between the first and last rendered from those two and the cameras alone
+    (``any4d.geometry.plane_sweep``, blend weights of a cross-fade): (T, 3, H, W), frames 0 and
+    T − 1 as given, pixels neither sees from the cross-fade.
+
+    depth_range: (near, far) z-depths to sweep, in the scene's units — a prior of the data set,
+    not the clip's true depth. planes: how many, even in inverse depth."""
+    if truth.cameras is None:
+        raise ValueError("a plane sweep needs the scene's cameras (truth.cameras is None)")
+    frames = truth.num_frames
+    fade = cross_fade(truth)
+    if frames < 3:
+        return fade
+    a = torch.linspace(0, 1, frames, dtype=truth.rgb.dtype)[1:-1]
+    images, _, views = plane_sweep(
+        truth.rgb[[0, frames - 1]], truth.cameras[[0, frames - 1]], truth.cameras[1:-1],
+        inverse_depth_planes(*depth_range, planes), weights=torch.stack([1 - a, a], dim=1),
+    )  # fmt: skip
+    fade[1:-1] = torch.where(views > 0, images, fade[1:-1])
+    return fade
+
+
+def interpolation_baselines(
+    truth: Scene, depth_range: tuple[float, float] | None = None
+) -> dict[str, dict[str, float]]:
+    """Scores of the cross-fade, and of the plane sweep when ``depth_range`` is given and the
+    scene has cameras."""
+    baselines = {"cross-fade": _frames(cross_fade(truth), truth, [0, -1])}
+    if depth_range is not None and truth.cameras is not None:
+        baselines["plane sweep"] = _frames(plane_sweep_frames(truth, depth_range), truth, [0, -1])
+    return baselines
 
 
 def task_scores(task: str, pred: Scene, truth: Scene) -> dict[str, float]:
@@ -112,11 +142,14 @@ def task_scores(task: str, pred: Scene, truth: Scene) -> dict[str, float]:
     raise ValueError(f"task={task!r} (expected one of {TASKS})")
 
 
-def task_baselines(task: str, truth: Scene) -> dict[str, dict[str, float]]:
+def task_baselines(
+    task: str, truth: Scene, depth_range: tuple[float, float] | None = None
+) -> dict[str, dict[str, float]]:
+    """The baselines of ``task``; depth_range: adds interpolation's plane sweep."""
     if task == "geometry":
         return geometry_baselines(truth)
     if task == "interpolate":
-        return interpolation_baselines(truth)
+        return interpolation_baselines(truth, depth_range)
     raise ValueError(f"task={task!r} (expected one of {TASKS})")
 
 
@@ -151,9 +184,13 @@ def mask_scores(mask, pred: Scene, truth: Scene) -> dict[str, float]:
     return scores
 
 
-def mask_baselines(mask, truth: Scene) -> dict[str, dict[str, float]]:
+def mask_baselines(
+    mask, truth: Scene, depth_range: tuple[float, float] | None = None
+) -> dict[str, dict[str, float]]:
     """The floors of what ``mask`` generates: constant depth; static and constant-velocity
-    cameras; a cross-fade (first and last frame observed) or the first frame repeated."""
+    cameras; a cross-fade (first and last frame observed) or the first frame repeated. With
+    ``depth_range``, a mask that observes the first and last frame and every camera also gets
+    the plane sweep between them."""
     depth, cameras, context = _generated(mask, truth)
     floors = geometry_baselines(truth)
     out = {}
@@ -166,6 +203,10 @@ def mask_baselines(mask, truth: Scene) -> dict[str, dict[str, float]]:
         last = truth.num_frames - 1
         if 0 in context and last in context:
             out["cross-fade"] = _frames(cross_fade(truth), truth, context)
+            rays = mask.clean_frames("ray_d", truth.num_frames)
+            if depth_range is not None and truth.cameras is not None and len(rays) == last + 1:
+                sweep = plane_sweep_frames(truth, depth_range)
+                out["plane sweep"] = _frames(sweep, truth, context)
         else:
             out["first frame"] = _frames(first_frame_copy(truth), truth, context)
     return out

@@ -1,4 +1,5 @@
-"""4D geometry: cameras, Plücker rays and their inverse, clip normalisation, reprojection.
+"""4D geometry: cameras, Plücker rays and their inverse, clip normalisation, reprojection,
+plane-sweep view synthesis.
 
 Imports nothing else of any4d.
 """
@@ -12,6 +13,7 @@ from any4d.geometry.normalize import (
     encode_depth,
     normalize_rays,
 )
+from any4d.geometry.plane_sweep import inverse_depth_planes, plane_sweep
 from any4d.geometry.rays import pixel_grid, plucker_rays, ray_directions
 from any4d.geometry.rays_to_cameras import rays_to_cameras
 from any4d.geometry.reproject import photometric_error, project, unproject, warp
@@ -24,10 +26,12 @@ __all__ = [
     "decode_depth",
     "denormalize_rays",
     "encode_depth",
+    "inverse_depth_planes",
     "look_at",
     "normalize_rays",
     "photometric_error",
     "pixel_grid",
+    "plane_sweep",
     "plucker_rays",
     "project",
     "ray_directions",
