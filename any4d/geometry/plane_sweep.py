@@ -25,7 +25,7 @@ from any4d.geometry.cameras import Cameras
 from any4d.geometry.reproject import warp
 
 # Cost of a pixel fewer than two sources see at a plane: above any deviation of colours in
-# [−1, 1], so a plane that two sources see always wins over one they do not.
+# [−1, 1], so a plane that two sources see wins over one they do not (before box filtering).
 UNSEEN_COST = 4.0
 
 
