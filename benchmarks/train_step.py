@@ -9,9 +9,9 @@
    ``flow_matching_loss`` → backward → clip → AdamW), best of ``--repeats`` after
    ``--warmup`` steps, scenes rendered beforehand (the DataLoader's job). With a pixel tokenizer
    the micro-batches are also prepared beforehand on the CPU (the trainer's loader workers do
-   it) and the step only copies them to the device; that CPU time is printed separately. Tokens/s and
-   samples/s, and the ratio step / forward-only pass of the same micro-batches, the reference
-   timed in the same run. Nothing is written to disk.
+   it) and the step only copies them to the device; that CPU time is printed separately.
+   Tokens/s and samples/s, and the ratio step / forward-only pass of the same micro-batches,
+   the reference timed in the same run. Nothing is written to disk.
 2. The ``--size-config`` model (default ``wan2.1-1.3b``) built on the ``meta`` device (no memory):
    parameters, parameter / gradient / AdamW memory per GPU under FSDP2, and the FLOPs of one
    training step counted by ``FlopCounterMode`` against an analytic count; then what an H100 at
