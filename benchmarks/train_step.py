@@ -35,7 +35,7 @@ from any4d.model import Any4DTransformer, TransformerConfig, preset
 from any4d.train import TrainConfig, load_config
 from any4d.train.data import SlotDataset, SlotSampler, build_sources
 from any4d.train.loop import build_model, build_tokenizer, learning_rate
-from any4d.train.step import prepare_micro_batch
+from any4d.train.step import loader_preparation, prepare_micro_batch
 
 H100_BF16_DENSE = 989e12  # FLOP/s, SXM, dense (no sparsity); the H200's is the same
 
@@ -89,27 +89,25 @@ def measure_steps(config: TrainConfig, warmup: int, repeats: int, device: torch.
 
     # As the trainer: with a pixel tokenizer the DataLoader's workers prepare micro-batches on
     # the CPU and the step only copies them to the device; otherwise the step prepares them.
-    in_loader = config.tokenizer.kind == "pixel"
-    cpu, loader_prepare = torch.device("cpu"), float("inf")
-
-    def prepare_on(step: int, where: torch.device) -> list:
-        return [
-            prepare_micro_batch(scenes, slots, step, tokenizer=tokenizer, streams=streams,
-                                noise=noise, seed=config.seed, device=where)
-            for slots, scenes in loaded[step]
-        ]  # fmt: skip
-
-    if in_loader:
+    in_loader = loader_preparation(config.tokenizer.kind, config.model.text_encoder,
+                                   tokenizer=tokenizer, streams=streams, noise=noise,
+                                   seed=config.seed)  # fmt: skip
+    loader_prepare = float("inf")
+    if in_loader is not None:
         prepared = []
         for step in range(steps):
             start = time.perf_counter()
-            prepared.append(prepare_on(step, cpu))
+            prepared.append([in_loader(scenes, slots, step) for slots, scenes in loaded[step]])
             loader_prepare = min(loader_prepare, time.perf_counter() - start)
 
     def prepare(step: int) -> list:
-        if in_loader:
+        if in_loader is not None:
             return [batch.to(device) for batch in prepared[step]]
-        return prepare_on(step, device)
+        return [
+            prepare_micro_batch(scenes, slots, step, tokenizer=tokenizer, streams=streams,
+                                noise=noise, seed=config.seed, device=device)
+            for slots, scenes in loaded[step]
+        ]  # fmt: skip
 
     def train_step(step: int) -> tuple[dict[str, float], list]:
         """The body of ``any4d.train.loop._train`` for one process; returns phase times."""
@@ -171,7 +169,7 @@ def measure_steps(config: TrainConfig, warmup: int, repeats: int, device: torch.
     step = best["step"]
     print(f"  training step {step * 1e3:9.1f} ms   {tokens / step:9.0f} tokens/s   "
           f"{batch / step:7.1f} samples/s")  # fmt: skip
-    first = "copy to device" if in_loader else "tokenise"
+    first = "copy to device" if in_loader is not None else "tokenise"
     for phase in ("tokenise", "forward + loss + backward", "clip + AdamW"):
         name = first if phase == "tokenise" else phase
         print(f"    {name:26}{best[phase] * 1e3:9.1f} ms  ({best[phase] / step:5.1%})")
@@ -179,7 +177,7 @@ def measure_steps(config: TrainConfig, warmup: int, repeats: int, device: torch.
           f"(no grad, the same micro-batches)")  # fmt: skip
     print(f"  ratio training step / forward only: {step / forward:.2f}")
     print(f"  (scene rendering, not in the step: {render * 1e3:.1f} ms per step's batch)")
-    if in_loader:
+    if in_loader is not None:
         print(f"  (tokenising in a loader worker, not in the step: {loader_prepare * 1e3:.1f} ms "
               "per step's batch)")  # fmt: skip
 

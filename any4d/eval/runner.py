@@ -25,6 +25,7 @@ from pathlib import Path
 
 from any4d.data import Scene
 from any4d.eval.tasks import TASKS, task_baselines, task_scores
+from any4d.geometry import inverse_depth_planes
 
 COLUMNS = {
     "geometry": ("ate", "rpe_t", "rpe_r", "abs_rel", "rmse", "delta1"),
@@ -112,10 +113,11 @@ def run_benchmark(
     depth_range: (near, far) in the clips' units — adds interpolation's plane-sweep baseline."""
     if task not in TASKS:
         raise ValueError(f"task={task!r} (expected one of {TASKS})")
-    if depth_range is not None:
-        near, far = depth_range
-        if not 0 < near < far < math.inf:
-            raise ValueError(f"depth_range={tuple(depth_range)} (expected 0 < near < far, finite)")
+    if depth_range is not None:  # checked before the first clip, by the sweep's own check
+        try:
+            inverse_depth_planes(*depth_range, 2)
+        except ValueError as error:
+            raise ValueError(f"depth_range={tuple(depth_range)}: {error}") from None
     out = Path(out)
     totals: dict[tuple[str, str], dict[str, list[float]]] = {}
     failed: dict[str, dict[str, str]] = {}

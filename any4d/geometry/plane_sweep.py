@@ -33,7 +33,7 @@ def inverse_depth_planes(near: float, far: float, count: int) -> Tensor:
     """``count`` z-depths from ``near`` to ``far``, evenly spaced in inverse depth (even steps
     of disparity): (count,) float64."""
     if not (math.isfinite(near) and math.isfinite(far) and 0 < near < far):
-        raise ValueError(f"near={near}, far={far} (expected finite 0 < near < far)")
+        raise ValueError(f"near={near}, far={far} (expected 0 < near < far, both finite)")
     if count < 2:
         raise ValueError(f"count={count} (expected ≥ 2 planes)")
     return 1.0 / torch.linspace(1.0 / near, 1.0 / far, count, dtype=torch.float64)

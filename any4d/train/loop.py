@@ -10,7 +10,6 @@ and exits; ``resume=True`` continues from the newest checkpoint exactly where it
 from __future__ import annotations
 
 import contextlib
-import functools
 import json
 import math
 import signal
@@ -42,7 +41,7 @@ from any4d.train.distributed import (
     unwrap,
     wrap,
 )
-from any4d.train.step import prepare_micro_batch
+from any4d.train.step import loader_preparation, prepare_micro_batch
 
 
 @dataclass(frozen=True)
@@ -183,14 +182,8 @@ def _train(config: TrainConfig, resume: bool, progress: bool, processes: Process
     sources = build_sources(config.data, tokenizer.temporal_stride)
     sampler = SlotSampler(config.data.batch_size, processes.world, processes.rank,
                           config.accumulation, start, config.steps)  # fmt: skip
-    # A tokenizer without a device (pixels) lets the loader prepare whole micro-batches, in the
-    # DataLoader's workers when there are any; umT5 and the Wan VAE stay on the device here.
-    prepare = None
-    if config.tokenizer.kind == "pixel" and text_encoder is None:
-        prepare = functools.partial(
-            prepare_micro_batch, tokenizer=tokenizer, streams=streams, noise=noise,
-            seed=config.seed, device=torch.device("cpu"),
-        )  # fmt: skip
+    prepare = loader_preparation(config.tokenizer.kind, text_encoder, tokenizer=tokenizer,
+                                 streams=streams, noise=noise, seed=config.seed)  # fmt: skip
     batches = micro_batches(SlotDataset(sources, config.seed), sampler, config.data.num_workers,
                             prepare, pin_memory=device.type == "cuda")  # fmt: skip
 

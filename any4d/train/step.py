@@ -9,7 +9,8 @@ whichever process or micro-batch it lands in.
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Sequence
+import functools
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import torch
@@ -117,3 +118,18 @@ def prepare_micro_batch(
         text=None if text_encoder is None else text_encoder.encode_optional(
             [scene.text for scene in scenes]).to(device),
     )  # fmt: skip
+
+
+def loader_preparation(
+    tokenizer_kind: str, text_encoder, *, tokenizer, streams: Sequence[str], noise: NoiseConfig,
+    seed: int,
+) -> Callable[[list[Scene], list[int], int], MicroBatch] | None:  # fmt: skip
+    """``prepare_micro_batch`` bound for the data loader, on the CPU — or None where the training
+    loop must prepare micro-batches itself, on its device. A tokenizer without a device (kind
+    "pixel") lets the loader (its workers, when there are any) do the whole preparation; umT5
+    and the Wan VAE stay on the loop's device. text_encoder: the loop's (or its configured path),
+    None without one."""
+    if tokenizer_kind != "pixel" or text_encoder is not None:
+        return None
+    return functools.partial(prepare_micro_batch, tokenizer=tokenizer, streams=streams,
+                             noise=noise, seed=seed, device=torch.device("cpu"))  # fmt: skip
