@@ -147,9 +147,11 @@ def complete(
         "scores": None if result.scores is None else result.scores.tolist(),
         "best": result.best,
         "failures": result.failures,
-        "depth_units": "the input's units (its depth or camera positions)"
-        if (clip.depth is not None or clip.cameras is not None)
-        else "relative (median depth = 1): the input carried no scale",
+        "units": result.units,
+        "depth_units": {
+            "depth": "the input's units (the scale of its observed depth)",
+            "cameras": "the input's units (the scale of its observed camera path)",
+        }.get(result.units, "relative (median depth about 1): the task observed no scale"),
     }  # fmt: skip
     (out / "result.json").write_text(json.dumps(record, indent=2))
     return out

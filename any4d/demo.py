@@ -16,7 +16,11 @@ posterior mean, which a single sample is not. The floors, checked on every ``any
 
 * ``geometry``: depth AbsRel ≤ 0.5 × that of the best constant depth, and ATE ≤ 0.5 × that of a
   static camera;
-* ``interpolate``: PSNR ≥ 2 dB above a linear cross-fade of the first and last frame.
+* ``interpolate``: PSNR ≥ 2 dB above a linear cross-fade of the first and last frame;
+* the **scale** of what comes back, with no alignment (``any4d.eval.scale``): median predicted /
+  true depth within [0.8, 1.25] for ``depth``, ``interpolate`` and ``extrapolate`` (they observe
+  cameras: depth must come back in metres), and the camera path length within [0.8, 1.25] of
+  the truth's for ``depth_to_video`` (it observes depth: cameras must come back in metres).
 
 Writes ``<out>/<preset>.png`` and ``<out>/<preset>.mp4`` (the truth above the completion: RGB,
 depth, rays), ``<out>/geometry_cameras.png`` (predicted vs true cameras, aligned),
@@ -34,12 +38,17 @@ from pathlib import Path
 import torch
 
 from any4d.diffusion import PRESETS
+from any4d.eval.scale import geometric_mean, scale_scores
 from any4d.eval.tasks import mask_baselines, mask_scores
 
 FLOORS = {
     "geometry": "depth AbsRel ≤ 0.5 × best constant; ATE ≤ 0.5 × static camera",
     "interpolate": "PSNR ≥ cross-fade + 2 dB",
 }
+# Preset → the scale score that must lie in SCALE_RANGE (the input carries the units).
+SCALE_FLOORS = {"depth": "depth_scale", "interpolate": "depth_scale",
+                "extrapolate": "depth_scale", "depth_to_video": "path_scale"}  # fmt: skip
+SCALE_RANGE = (0.8, 1.25)
 OURS = "any4d"  # the one-sample row; the mean of K samples is f"{OURS} mean of {K}"
 
 
@@ -80,25 +89,31 @@ def training_depth_range(pipe, clips: int = 16) -> tuple[float, float]:
 
 def score_preset(pipe, preset: str, clips, steps: int | None = None, seed: int = 0,
                  progress: bool = False, candidates: int = 1,
-                 depth_range: tuple[float, float] | None = None) -> tuple[dict, tuple]:  # fmt: skip
+                 depth_range: tuple[float, float] | None = None,
+                 guidance: float | None = None) -> tuple[dict, tuple]:  # fmt: skip
     """Complete every clip for ``preset`` and score only what it generates, beside the trivial
     baselines (with ``depth_range``, interpolation's plane sweep too). candidates > 1: the mean
     of that many samples (``select="mean"``), in the row ``f"{OURS} mean of {candidates}"``;
-    else one sample, in the row ``OURS``. Returns
+    else one sample, in the row ``OURS``. guidance: history guidance w (None: the pipeline's
+    default). Returns
     ({row: {metric: mean over clips}}, (truth, completion) of the first clip) — the pair is what
     the pictures show."""
     label = OURS if candidates <= 1 else f"{OURS} mean of {candidates}"
     ours, floors, first = [], [], None
     for index in range(len(clips)):
         truth = clips[index]
+        options = {} if guidance is None else {"guidance": guidance}
         result = pipe(pipe.observed(truth, preset), task=preset, steps=steps, seed=seed,
-                      candidates=candidates, select="mean", progress=progress)  # fmt: skip
-        ours.append(mask_scores(PRESETS[preset], result.scene, truth))
+                      candidates=candidates, select="mean", progress=progress,
+                      **options)  # fmt: skip
+        ours.append({**mask_scores(PRESETS[preset], result.scene, truth),
+                     **scale_scores(PRESETS[preset], result.scene, truth)})  # fmt: skip
         floors.append(mask_baselines(PRESETS[preset], truth, depth_range))
         if index == 0:
             first = (truth, result)
     keys = sorted({k for s in ours for k in s})
-    summary = {label: {k: _mean([s.get(k) for s in ours]) for k in keys}}
+    summary = {label: {k: (geometric_mean if k.endswith("_scale") else _mean)(
+        [s.get(k) for s in ours]) for k in keys}}  # fmt: skip
     for name in sorted({n for f in floors for n in f}):
         summary[name] = {k: _mean([f[name].get(k) for f in floors if name in f]) for k in keys}
     return summary, first
@@ -175,11 +190,16 @@ def check_floors(results: dict) -> dict[str, dict[str, bool | None]]:
             "geometry cameras": None if None in (ate, static) else ate <= 0.5 * static,
             "interpolate": None if None in (psnr, fade) else psnr >= fade + 2.0,
         }
+        low, high = SCALE_RANGE
+        for preset, key in SCALE_FLOORS.items():
+            value = results.get(preset, {}).get(row, {}).get(key)
+            checks[row][f"{preset} scale"] = None if value is None else low <= value <= high
     return checks
 
 
 def markdown(results: dict) -> str:
-    columns = ("abs_rel", "delta1", "ate", "rpe_r", "psnr_pooled", "ssim")
+    columns = ("abs_rel", "delta1", "depth_scale", "ate", "rpe_r", "path_scale", "psnr_pooled",
+               "ssim")  # fmt: skip
     lines = ["| task | method | " + " | ".join(columns) + " |",
              "|---|---|" + "---|" * len(columns)]  # fmt: skip
     for preset in PRESETS:

@@ -9,11 +9,13 @@ test-time search) and ``select="mean"`` their mean (``any4d.diffusion.search``).
 
 ``task`` is a preset name (``any4d.diffusion.PRESETS``) or a mask spec (``"rgb:0,-1 rays:all"``):
 what the scene observes (its clean groups) must be in the scene. Observed modalities come back
-exactly as given; the rest is generated. Depth and cameras are in the scene's own units when the
-scene carries a scale (depth, or cameras that move); from RGB alone they are up to one global
-scale (the clip's unit is the median depth, DESIGN §1). Unobserved data in the scene only sets
-that scale (its values are never seen: target groups start from noise); ``pipe.observed(scene,
-task)`` drops it, as evaluation must.
+exactly as given; the rest is generated. Only what the task observes reaches the model — the rest
+of the scene is dropped first (``pipe.observed``), so not even its scale leaks in. The clip scale
+follows DESIGN §1's rule for what is observed, exactly as in training: depth and cameras come
+back in the scene's own units when the task observes depth or moving cameras
+(``Completion.units`` "depth" / "cameras"), and up to one global scale from RGB alone
+("relative": the predicted median depth is then about 1). Generated cameras are expressed in the
+scene's world (its first camera's frame when it gives none: the first camera is the identity).
 """
 
 from __future__ import annotations
@@ -33,6 +35,7 @@ from any4d.diffusion.search import SELECTS
 from any4d.geometry import Cameras
 from any4d.model import Any4DTransformer
 from any4d.model.checkpoint import atomic_write, read_json_object
+from any4d.tokenize.batch import Observed
 
 PIPELINE_FILE = "pipeline.json"
 FORMAT = "any4d.pipeline"
@@ -53,6 +56,8 @@ class Completion:
     failures:    what could not be decoded (e.g. rays that determine no camera: then the
                  scene's cameras are None, or the observed ones if it had them), or given
                  but not used (the scene's text, without a text encoder).
+    units:       where the clip scale came from (``any4d.geometry.UNITS``): "depth" or
+                 "cameras" — depth and cameras are in the input's units —, or "relative".
     """
 
     scene: Scene
@@ -62,6 +67,7 @@ class Completion:
     uncertainty: Uncertainty | None
     latents: dict[str, Tensor]
     failures: list[str]
+    units: str = "relative"
 
 
 class Any4DPipeline:
@@ -150,7 +156,8 @@ class Any4DPipeline:
             model = Any4DTransformer.from_pretrained(directory / "model", device=device)
             return cls(model, tokenizer, meta.get("defaults"))
         if (directory / "trainer.json").is_file():
-            config = read_json_object(directory / "trainer.json")["config"]
+            meta = read_json_object(directory / "trainer.json")
+            config = meta["config"]
             spec = dict(config["tokenizer"])
             tokenizer = build_tokenizer(spec.pop("kind"), **spec, device=device)
             model = Any4DTransformer.from_pretrained(directory / "model", device=device)
@@ -159,10 +166,7 @@ class Any4DPipeline:
 
                 state = load_file(directory / "ema.safetensors")
                 model.load_state_dict({k: v.to(device) for k, v in state.items()}, strict=True)
-            data = config["data"]
-            defaults = {"num_frames": data["num_frames"], "height": data["height"],
-                        "width": data["width"], "fps": data.get("fps", 10.0)}  # fmt: skip
-            return cls(model, tokenizer, defaults)
+            return cls(model, tokenizer, _trained_clip(directory, meta))
         if (directory / "transformer").is_dir() and (directory / "vae").is_dir():
             model = Any4DTransformer.from_wan(directory / "transformer", device=device)
             tokenizer = WanVAETokenizer.from_pretrained(directory / "vae", device=device)
@@ -208,7 +212,8 @@ class Any4DPipeline:
     def observed(self, scene: Scene, task: str | Mask) -> Scene:
         """The scene with only what ``task`` observes: depth without depth groups clean and
         cameras without ray groups clean are dropped. Evaluation feeds this, so that not even
-        the clip scale (median depth, DESIGN §1) of unobserved data reaches the model."""
+        the clip scale (DESIGN §1) of unobserved data reaches the model; ``__call__`` applies
+        it itself."""
         mask = self.check_task(scene, task)
         return dataclasses.replace(
             scene,
@@ -246,9 +251,13 @@ class Any4DPipeline:
         text, failures = self._text(prompt, scene.text)
         steps = steps or int(self.defaults.get("steps", 40))
         device = self.device
-        scene = scene.to(device)
+        scene = self.observed(scene, mask).to(device)
+        observed = Observed(depth=mask.clean_frames("depth", scene.num_frames),
+                            cameras=mask.clean_frames("ray_d", scene.num_frames))  # fmt: skip
+        _check_observed_depth(scene, observed.depth, task)
         layout = Layout.for_stride(scene.num_frames, self.tokenizer.temporal_stride)
-        clip = self.tokenizer.encode(scene, context_frames=mask.context_frames(layout))
+        clip = self.tokenizer.encode(scene, context_frames=mask.context_frames(layout),
+                                     observed=observed)  # fmt: skip
         # Streams the scene lacks are targets: check_task made sure none of them is observed.
         clip = clip.with_streams(self.model.config.streams)
         generator = torch.Generator(device=device).manual_seed(seed)
@@ -271,7 +280,8 @@ class Any4DPipeline:
             scores, best = found.scores[0], int(found.best[0])
             uncertainty, failures = found.uncertainty, failures + list(found.failures)
         completed = _keep_observed(scene, decoded, mask)
-        return Completion(completed, mask, scores, best, uncertainty, grids, failures)
+        return Completion(completed, mask, scores, best, uncertainty, grids, failures,
+                          units=clip.units[0])  # fmt: skip
 
     def _text(self, prompt: str | None, scene_text: str | None) -> tuple[Tensor | None, list]:
         """(1, L, text_dim) features of ``prompt`` (else the scene's text) and what went unused."""
@@ -292,6 +302,40 @@ class Any4DPipeline:
             return None, ["text: the scene's text was not used (the pipeline has no text encoder)"]
         features = self.text_encoder.encode(text)
         return features.to(self.device, next(self.model.parameters()).dtype), []
+
+
+def _trained_clip(directory: Path, meta: dict) -> dict[str, Any]:
+    """The defaults of a training checkpoint: the clip shape the run trained on (recorded in
+    ``trainer.json`` since it was; else derived from its config — for a mixture, its file's
+    clip settings) and ``clip_source``, where that shape came from."""
+    clip = (meta.get("trainer") or {}).get("clip")
+    if clip is None:
+        from any4d.train.config import config_from_dict
+
+        data = config_from_dict(meta["config"]).data
+        try:
+            clip = data.clip_shape()
+        except FileNotFoundError as error:
+            raise ValueError(
+                f"{directory} was trained on the mixture {data.mixture}, which is not found "
+                f"({error}), and its trainer.json does not record the clip shape: run from the "
+                "directory the training ran in"
+            ) from None
+    defaults = {k: clip[k] for k in ("num_frames", "height", "width", "fps")}
+    return {**defaults, "clip_source": f"{directory / 'trainer.json'}: {clip['source']}"}
+
+
+def _check_observed_depth(scene: Scene, frames, task) -> None:
+    """Observed depth must hold a valid value: it sets the clip scale (DESIGN §1), and clean
+    groups of invalid depth would tell the model that everything is at distance 0."""
+    if not frames or scene.depth is None:
+        return
+    if not (scene.depth[sorted(frames)] > 0).any():
+        raise ValueError(
+            f"task {str(task)!r} observes depth in frames {sorted(frames)}, but the scene's depth "
+            "there has no valid (> 0) value (0 marks invalid depth): give valid depth, or a "
+            "task that generates it"
+        )
 
 
 def _keep_observed(scene: Scene, decoded: dict, mask: Mask) -> Scene:

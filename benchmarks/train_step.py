@@ -124,7 +124,7 @@ def measure_steps(config: TrainConfig, warmup: int, repeats: int, device: torch.
             terms = flow_matching_loss(
                 prediction, batch.latents, batch.noise, batch.states,
                 weights=config.noise.stream_weights, pixel_weights=batch.pixel_weights,
-                denominators=counts,
+                denominators=counts, channel_weights=batch.channel_weights,
             )  # fmt: skip
             terms.total.backward()
         times["forward + loss + backward"] = clock(device) - start - times["tokenise"]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import json
 
 import pytest
 import torch
@@ -75,12 +76,44 @@ def test_training_checkpoint_loads_with_its_tokenizer_and_ema(tmp_path, scene):
                                             f"output_dir={tmp_path}"])  # fmt: skip
     result = train(config, progress=False)
     pipe = Any4DPipeline.from_pretrained(result.checkpoint)
+    source = pipe.defaults.pop("clip_source")
     assert pipe.defaults == {"num_frames": 3, "height": 16, "width": 16, "fps": 10.0}
+    assert "trainer.json" in source and "data section" in source
     from safetensors.torch import load_file
 
     ema = load_file(result.checkpoint / "ema.safetensors")
     assert torch.equal(pipe.model.state_dict()["head.linear.weight"], ema["head.linear.weight"])
     assert pipe(scene, task="geometry", steps=2, progress=False).scene.depth is not None
+
+
+def test_a_checkpoint_trained_on_a_mixture_takes_the_mixture_clip_shape(tmp_path):
+    """A run on a mixture trains on the mixture's clips, not on the data section's synthetic
+    shape: the pipeline takes the shape recorded at training time, or the mixture file's."""
+    config = load_config("tiny-synthetic", ["steps=1", "checkpoint_every=1", "data.batch_size=2",
+                                            "data.num_frames=3", "data.height=16",
+                                            "data.width=16", f"output_dir={tmp_path}"])  # fmt: skip
+    checkpoint = train(config, progress=False).checkpoint
+    mixture = tmp_path / "mixture.yaml"
+    mixture.write_text(
+        "clip: {length: 9, height: 24, width: 40, temporal_stride: 4}\n"
+        "datasets:\n  - {name: seven, reader: 7scenes, root: nowhere}\n"
+    )
+    meta = json.loads((checkpoint / "trainer.json").read_text())
+    meta["config"]["data"]["mixture"] = str(mixture)
+    meta["trainer"]["clip"] = {"num_frames": 49, "height": 240, "width": 320, "fps": 10.0,
+                               "source": "the mixture paper.yaml (its clip settings)"}  # fmt: skip
+    (checkpoint / "trainer.json").write_text(json.dumps(meta))
+    recorded = Any4DPipeline.from_pretrained(checkpoint).defaults
+    assert (recorded["num_frames"], recorded["height"], recorded["width"]) == (49, 240, 320)
+    assert "paper.yaml" in recorded["clip_source"]
+    del meta["trainer"]["clip"]  # a checkpoint from before the shape was recorded
+    (checkpoint / "trainer.json").write_text(json.dumps(meta))
+    derived = Any4DPipeline.from_pretrained(checkpoint).defaults
+    assert (derived["num_frames"], derived["height"], derived["width"]) == (9, 24, 40)
+    assert str(mixture) in derived["clip_source"]
+    mixture.unlink()
+    with pytest.raises(ValueError, match="mixture.yaml, which is not found"):
+        Any4DPipeline.from_pretrained(checkpoint)
 
 
 def test_unknown_directories_are_clear_errors(tmp_path):

@@ -41,9 +41,11 @@ def target_weights(
     states: Mapping[str, Tensor],
     shape: Mapping[str, torch.Size],
     pixel_weights: Mapping[str, Tensor] | None = None,
+    channel_weights: Mapping[str, Tensor] | None = None,
 ) -> dict[str, Tensor]:
-    """Per stream, (B, 1, T', H, W) weights: 1 (or the pixel weight) inside target groups, 0
-    elsewhere. ``shape`` gives each stream's latent shape (B, C, T', H, W)."""
+    """Per stream, (B, 1 or C, T', H, W) weights: 1 (or the pixel weight) inside target groups,
+    0 elsewhere; C channels where ``channel_weights`` (stream → (C,)) gives the stream's (e.g.
+    0 on the ray streams' zero padding). ``shape``: each stream's latent shape (B, C, T', H, W)."""
     out = {}
     for s, row in states.items():
         b, _, t, h, w = shape[s]
@@ -51,18 +53,26 @@ def target_weights(
         weight = target[:, None, :, None, None].expand(b, 1, t, h, w)
         if pixel_weights is not None and s in pixel_weights:
             weight = weight * pixel_weights[s].to(weight)[:, None]
+        if channel_weights is not None and s in channel_weights:
+            weight = weight * channel_weights[s].to(weight)[None, :, None, None, None]
         out[s] = weight
     return out
+
+
+def _count(weight: Tensor, channels: int) -> float:
+    """Weighted target elements of a (B, 1 or C, …) weight, channels included."""
+    return float(weight.sum()) * (channels if weight.shape[1] == 1 else 1)
 
 
 def target_counts(
     states: Mapping[str, Tensor],
     shape: Mapping[str, torch.Size],
     pixel_weights: Mapping[str, Tensor] | None = None,
+    channel_weights: Mapping[str, Tensor] | None = None,
 ) -> dict[str, float]:
     """Stream → weighted number of target elements (channels included) — the denominators."""
-    weights = target_weights(states, shape, pixel_weights)
-    return {s: float(w.sum()) * shape[s][1] for s, w in weights.items()}
+    weights = target_weights(states, shape, pixel_weights, channel_weights)
+    return {s: _count(w, shape[s][1]) for s, w in weights.items()}
 
 
 def flow_matching_loss(
@@ -73,6 +83,7 @@ def flow_matching_loss(
     weights: Mapping[str, float] | None = None,
     pixel_weights: Mapping[str, Tensor] | None = None,
     denominators: Mapping[str, float] | None = None,
+    channel_weights: Mapping[str, Tensor] | None = None,
 ) -> LossTerms:
     """Velocity MSE over target groups.
 
@@ -84,6 +95,8 @@ def flow_matching_loss(
         the fraction of valid depth under each latent cell).
     denominators:  stream → the count to divide by (default: this batch's ``target_counts``);
         data-parallel training passes the global batch's.
+    channel_weights: optional stream → (C,) weights of its channels (the tokenizer's
+        ``channel_weights``: the ray streams' zero padding counts for nothing).
     """
     if set(prediction) != set(latents) or set(prediction) != set(noise):
         raise ValueError(
@@ -96,8 +109,8 @@ def flow_matching_loss(
     weights = dict.fromkeys(STREAMS, 0.25) if weights is None else dict(weights)
     shapes = {s: v.shape for s, v in prediction.items()}
     masks = target_weights({s: states[s].to(v.device) for s, v in prediction.items()}, shapes,
-                           pixel_weights)  # fmt: skip
-    counts = {s: float(m.sum()) * shapes[s][1] for s, m in masks.items()}
+                           pixel_weights, channel_weights)  # fmt: skip
+    counts = {s: _count(m, shapes[s][1]) for s, m in masks.items()}
     denominators = counts if denominators is None else denominators
     total = None
     per_stream, sums = {}, {}

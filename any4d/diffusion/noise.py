@@ -9,6 +9,12 @@ shifted levels; each context (clean) group is clean with probability 0.5 and oth
 level below every target level of that sample ("imperfect history", as DFoT); absent groups are
 pure noise at ``t = 1``. Optionally (``shared_target_prob``) a sample's targets all share one
 level instead — the condition sampling meets, where every target starts from pure noise together.
+
+With probability ``context_drop_prob`` a sample's whole context is dropped to pure noise at
+``t = 1`` (its targets keep their levels): the input of history guidance's unguided branch
+``v_∅`` (DESIGN §5), trained as classifier-free guidance trains its null branch. Without it
+``v_∅`` would be an input the model never saw: noisy history is drawn below the lowest target
+level, never at ``t = 1``.
 """
 
 from __future__ import annotations
@@ -36,6 +42,8 @@ class NoiseConfig:
     history_clean_prob: probability that a context group stays clean.
     shared_target_prob: probability that all target groups of a sample share one level (as at
                         sampling time) instead of drawing one each; 0 draws nothing extra.
+    context_drop_prob:  probability that all context (clean) groups of a sample are pure noise
+                        at ``t = 1`` (history guidance's unguided input); 0 draws nothing extra.
     """
 
     patterns: Mapping[str, float] = field(
@@ -44,6 +52,7 @@ class NoiseConfig:
     shift: float = 3.0
     history_clean_prob: float = 0.5
     shared_target_prob: float = 0.0
+    context_drop_prob: float = 0.1
 
     def __post_init__(self) -> None:
         unknown = [p for p in self.patterns if p not in PRESETS]
@@ -57,6 +66,8 @@ class NoiseConfig:
             raise ValueError(f"history_clean_prob={self.history_clean_prob} (expected in [0, 1])")
         if not 0 <= self.shared_target_prob <= 1:
             raise ValueError(f"shared_target_prob={self.shared_target_prob} (expected in [0, 1])")
+        if not 0 <= self.context_drop_prob <= 1:
+            raise ValueError(f"context_drop_prob={self.context_drop_prob} (expected in [0, 1])")
 
 
 def sample_patterns(
@@ -147,6 +158,9 @@ def sample_times(
     t = torch.where(target, levels, torch.ones_like(levels))  # absent → 1
     clean = stacked == State.CLEAN
     t = torch.where(clean, torch.where(keep_clean, torch.zeros_like(t), history), t)
+    if config.context_drop_prob > 0:  # drawn last and only then: the draws above are unchanged
+        dropped = torch.rand(stacked.shape[1], generator=generator) < config.context_drop_prob
+        t = torch.where(clean & dropped[None, :, None], torch.ones_like(t), t)
     return {s: t[i] for i, s in enumerate(streams)}
 
 

@@ -6,12 +6,16 @@ Imports nothing else of any4d.
 
 from any4d.geometry.cameras import Cameras, check_rotations, look_at, rigid_inverse
 from any4d.geometry.normalize import (
+    CAMERA_SECONDS,
+    UNITS,
     ClipFrame,
-    clip_scale,
+    camera_scale,
     decode_depth,
     denormalize_rays,
     encode_depth,
+    median_depth,
     normalize_rays,
+    observed_scale,
 )
 from any4d.geometry.plane_sweep import inverse_depth_planes, plane_sweep
 from any4d.geometry.rays import pixel_grid, plucker_rays, ray_directions
@@ -22,7 +26,11 @@ __all__ = [
     "Cameras",
     "ClipFrame",
     "check_rotations",
-    "clip_scale",
+    "CAMERA_SECONDS",
+    "UNITS",
+    "camera_scale",
+    "median_depth",
+    "observed_scale",
     "decode_depth",
     "denormalize_rays",
     "encode_depth",

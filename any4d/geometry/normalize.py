@@ -9,13 +9,23 @@ units of ``s`` while directions stay unit. Depth is then stored as
 
 Invalid depth (``D = 0``) maps to ``D̃ = +1`` and back to ``0``.
 
-The clip scale ``s``:
+**The scale rule** (``observed_scale``): ``s`` is a function of what a sample *observes* — its
+clean groups — computed the same way for a training sample (for the pattern drawn) and at
+inference (for the task), so the model always knows which units its targets are in:
 
-* with depth: the median of the valid (``> 0``) depth values over the whole clip;
-* without depth (or with no valid pixel): the **trajectory rule** — the largest distance of a
-  camera centre from the first camera centre, so that the normalised centres lie in the unit
-  ball and the moments ``|o × d| ≤ 1``;
-* a static or rotation-only camera without depth (extent ``< 1e-6`` of the scene's units): ``1``.
+1. depth observed → the median of the observed valid (``> 0``) depth; units ``"depth"``;
+2. else cameras observed and moving → the **camera rule** ``CAMERA_SECONDS × L / Δt``: the path
+   length ``L`` of the observed camera centres over the seconds ``Δt`` between the first and
+   last of them, times a constant calibrated so that ``s`` approximates the median depth of
+   clips that have both (``benchmarks/scale_rule.py``); units ``"cameras"``;
+3. else (nothing scale-bearing observed: RGB only, or a static / single camera) → relative
+   units, ``"relative"``: in training the median of the target depth (else the camera rule on
+   the target cameras, else 1); at inference, where nothing unobserved is known, ``s = 1`` — so
+   predicted depth has a median near 1 and cameras are in units of that median.
+
+Both scale-bearing rules are equivariant: scaling the input's world by λ scales ``s`` by λ, so
+outputs come back in the input's units. Which rule applies is visible to the model: depth or
+ray groups at ``t = 0``.
 """
 
 from __future__ import annotations
@@ -28,8 +38,15 @@ from torch import Tensor
 from any4d.geometry.cameras import Cameras, rigid_inverse
 from any4d.geometry.rays import check_ray_map
 
-# Below this trajectory extent (in the input's units) a camera counts as static.
+# Below this path length (in the input's units) a camera counts as static: it fixes no scale.
 STATIC_EXTENT = 1e-6
+# The camera rule's constant, in seconds: s = CAMERA_SECONDS · (path length / duration). The
+# median of median-depth / (path / duration) over 200 procedural training clips is 7.7 s at 5
+# frames and 4 fps, 7.2 s at 5 frames and 10 fps, 8.0 s at 49 frames and 10 fps (6.8 s over 400
+# clips at 5 frames and 4 fps); per clip the ratio spreads from 0.4× to 16× of it (p10–p90: pans
+# barely translate). benchmarks/scale_rule.py prints these.
+CAMERA_SECONDS = 7.0
+UNITS = ("depth", "cameras", "relative")
 
 
 def _check_scale(scale: Tensor | float) -> None:
@@ -77,35 +94,72 @@ def denormalize_rays(rays: Tensor, scale: Tensor | float) -> Tensor:
     return torch.cat([rays[..., :3, :, :], rays[..., 3:, :, :] * scale], dim=-3)
 
 
-def clip_scale(depth: Tensor | None = None, cameras: Cameras | None = None) -> Tensor:
-    """The clip scale ``s`` (module docstring for the rule).
+def median_depth(depth: Tensor) -> Tensor:
+    """Median of the valid (``> 0``) values of each clip; NaN where none is valid.
 
-    depth:   (..., T, 1, H, W) metres, 0 = invalid; or None.
-    cameras: batch shape (..., T); or None.
-    Returns (...) positive scales (float32 unless the inputs are float64).
+    depth: (..., T, 1, H, W) metres, 0 = invalid. Returns (...) (torch's median takes the lower
+    middle value).
     """
-    if depth is None and cameras is None:
-        raise ValueError("clip_scale needs depth or cameras (got neither)")
-    by_trajectory = None
-    if cameras is not None:
-        if not cameras.shape:
-            raise ValueError("cameras must have a time dimension (batch shape (..., T))")
-        centers = cameras.centers
-        extent = (centers - centers[..., :1, :]).norm(dim=-1).amax(-1)  # (...)
-        by_trajectory = torch.where(extent < STATIC_EXTENT, torch.ones_like(extent), extent)
-    if depth is None:
-        return by_trajectory
     if depth.dim() < 4 or depth.shape[-3] != 1:
         raise ValueError(f"depth has shape {tuple(depth.shape)} (expected (..., T, 1, H, W))")
-    batch = depth.shape[:-4]
-    flat = depth.reshape(*batch, -1)
-    # nanmedian ignores the invalid pixels; torch's median takes the lower middle value.
-    median = torch.where(flat > 0, flat, torch.nan).nanmedian(dim=-1).values
-    if by_trajectory is None:
-        fallback = torch.ones_like(median)
-    else:
-        fallback = by_trajectory.to(median.dtype).expand_as(median)
-    return torch.where(torch.isnan(median), fallback, median)
+    flat = depth.reshape(*depth.shape[:-4], -1)
+    return torch.where(flat > 0, flat, torch.nan).nanmedian(dim=-1).values
+
+
+def camera_scale(cameras: Cameras, seconds: float | Tensor) -> Tensor:
+    """The camera rule: ``CAMERA_SECONDS × path length / seconds``; NaN where static.
+
+    cameras: batch shape (..., N), in time order. seconds: the time between the first and last
+    of them (> 0 when N > 1). A single camera, or a path shorter than ``STATIC_EXTENT``, fixes
+    no scale (NaN). Returns (...) in the cameras' units.
+    """
+    if not cameras.shape:
+        raise ValueError("cameras must have a time dimension (batch shape (..., N))")
+    centers = cameras.centers
+    path = (centers[..., 1:, :] - centers[..., :-1, :]).norm(dim=-1).sum(-1)  # (...)
+    seconds = torch.as_tensor(seconds, dtype=path.dtype, device=path.device)
+    moving = (path >= STATIC_EXTENT) & (seconds > 0)
+    return torch.where(moving, CAMERA_SECONDS * path / seconds.clamp_min(1e-12), torch.nan)
+
+
+def observed_scale(
+    depth: Tensor | None = None,
+    cameras: Cameras | None = None,
+    seconds: float = 0.0,
+    *,
+    target_depth: Tensor | None = None,
+    target_cameras: Cameras | None = None,
+    target_seconds: float = 0.0,
+) -> tuple[Tensor, str]:
+    """The clip scale ``s`` of one clip and its units (the module docstring's rule).
+
+    depth:   (T_d, 1, H, W) the observed depth (unobserved frames left out or 0), or None.
+    cameras: batch (N,) the observed cameras in time order, or None; seconds: from the first to
+             the last of them.
+    target_depth, target_cameras, target_seconds: ground truth the sample does not observe —
+             training's relative units; None at inference.
+    Returns (a 0-d scale, one of ``UNITS``). Never NaN: the last fallback is 1.
+    """
+    if depth is not None:
+        median = median_depth(depth[None])[0]
+        if not torch.isnan(median):
+            return median, "depth"
+    if cameras is not None:
+        by_cameras = camera_scale(cameras, seconds)
+        if not torch.isnan(by_cameras):
+            return by_cameras, "cameras"
+    if target_depth is not None:
+        median = median_depth(target_depth[None])[0]
+        if not torch.isnan(median):
+            return median, "relative"
+    if target_cameras is not None:
+        by_cameras = camera_scale(target_cameras, target_seconds)
+        if not torch.isnan(by_cameras):
+            return by_cameras, "relative"
+    like = next((x for x in (depth, target_depth) if x is not None), None)
+    if like is None:
+        like = next((c.c2w for c in (cameras, target_cameras) if c is not None), torch.ones(()))
+    return torch.ones((), dtype=like.dtype, device=like.device), "relative"
 
 
 @dataclass(frozen=True, eq=False)
@@ -131,14 +185,22 @@ class ClipFrame:
         _check_scale(self.scale)
 
     @classmethod
-    def fit(cls, cameras: Cameras, depth: Tensor | None = None) -> ClipFrame:
-        """Frame of a clip: cameras (batch (..., T)), optional depth (..., T, 1, H, W)."""
+    def fit(
+        cls, cameras: Cameras, depth: Tensor | None = None, seconds: float | Tensor = 1.0
+    ) -> ClipFrame:
+        """Frame of clips that observe ``cameras`` (batch (..., T)) and optional ``depth``
+        (..., T, 1, H, W): the median valid depth, else the camera rule over ``seconds`` (the
+        clips' duration), else 1."""
         if depth is not None and depth.shape[:-3] != cameras.shape:
             raise ValueError(
                 f"depth has leading shape {tuple(depth.shape[:-3])} but cameras "
                 f"{tuple(cameras.shape)} (expected the same (..., T))"
             )
-        scale = clip_scale(depth, cameras).to(cameras.dtype)
+        scale = camera_scale(cameras, seconds)
+        if depth is not None:
+            median = median_depth(depth)
+            scale = torch.where(torch.isnan(median), scale.to(median.dtype), median)
+        scale = torch.nan_to_num(scale, nan=1.0).to(cameras.dtype)
         return cls(reference=cameras.c2w[..., 0, :, :], scale=scale)
 
     def _scale_for(self, value: Tensor, name: str, form: str) -> Tensor:

@@ -13,6 +13,7 @@ Builds on ``any4d.geometry`` and ``any4d.data``; never imports ``any4d.model``.
 """
 
 from any4d.tokenize.base import Tokenizer
+from any4d.tokenize.batch import Observed
 from any4d.tokenize.build import build_tokenizer
 from any4d.tokenize.clip import STREAMS, LatentClip
 from any4d.tokenize.pixel import PixelTokenizer
@@ -28,6 +29,7 @@ from any4d.tokenize.wan_vae import WanVAETokenizer, load_original_wan_vae
 __all__ = [
     "STREAMS",
     "LatentClip",
+    "Observed",
     "PixelTokenizer",
     "Tokenizer",
     "WanVAETokenizer",

@@ -29,9 +29,10 @@ from torch import Tensor
 
 from any4d.data.scene import Scene
 from any4d.geometry import Cameras, plucker_rays, rays_to_cameras
-from any4d.tokenize.batch import check_batch, fit_frames, frame_rows
+from any4d.tokenize.batch import Observed, check_batch, fit_frames, frame_rows
 from any4d.tokenize.clip import STREAMS, LatentClip
 from any4d.tokenize.rays import (
+    RAY_CHANNELS,
     latent_frame_of,
     num_latent_frames,
     pack_rays,
@@ -86,10 +87,27 @@ class Tokenizer(ABC):
                 )
         return latent_frames, height // self.spatial_stride, width // self.spatial_stride
 
+    def channel_weights(self, streams: Sequence[str]) -> dict[str, Tensor]:
+        """Stream → (C,) float32, 1 on the channels that carry data: the ray streams' first
+        ``3 · temporal_stride`` (the rest is zero padding, ``any4d.tokenize.rays``). Streams
+        whose every channel carries data are left out. For losses over real channels only."""
+        used = RAY_CHANNELS * self.temporal_stride
+        out = {}
+        for s in streams:
+            if s in ("ray_d", "ray_m") and used < self.latent_channels:
+                weights = torch.zeros(self.latent_channels)
+                weights[:used] = 1.0
+                out[s] = weights
+        return out
+
     # ------------------------------------------------------------------ encoding
 
     def encode(
-        self, scenes: Scene | Sequence[Scene], context_frames: Sequence[int] = ()
+        self,
+        scenes: Scene | Sequence[Scene],
+        context_frames: Sequence[int] = (),
+        observed: Observed | Sequence[Observed] | None = None,
+        targets: bool = False,
     ) -> LatentClip:
         """Scenes → latent grids.
 
@@ -97,6 +115,10 @@ class Tokenizer(ABC):
         context_frames: pixel frames (negative = from the end) that must condition the model on
                         their own; with temporal stride r > 1 each one other than 0 is appended
                         as an extra latent frame (sorted, duplicates once). Stride 1: none needed.
+        observed:       what each scene observes, which sets its clip scale (DESIGN §1; one for
+                        all scenes or one each); default: everything it has.
+        targets:        the scenes' unobserved data is ground truth (training), which fixes
+                        relative units (``fit_frames``).
         Returns a ``LatentClip`` with grids (B, C, T' + extra, H', W').
         """
         scenes = check_batch(scenes)
@@ -104,7 +126,9 @@ class Tokenizer(ABC):
         num_frames, height, width = first.num_frames, first.height, first.width
         latent_frames, latent_h, latent_w = self.latent_size(num_frames, height, width)
         context = self._context(context_frames, num_frames)
-        frame = fit_frames(scenes)
+        if isinstance(observed, Observed):
+            observed = [observed] * len(scenes)
+        frame, units = fit_frames(scenes, observed, targets)
         r, channels = self.temporal_stride, self.latent_channels
 
         def with_context(x: Tensor, encode: Callable[[Tensor], Tensor]) -> Tensor:
@@ -166,6 +190,7 @@ class Tokenizer(ABC):
             depth_valid=depth_valid,
             text=tuple(scene.text for scene in scenes),
             fps=tuple(float(scene.fps) for scene in scenes),
+            units=units,
         )
 
     def _context(self, context_frames: Sequence[int], num_frames: int) -> list[int]:

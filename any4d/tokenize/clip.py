@@ -39,6 +39,9 @@ class LatentClip:
                   scenes without depth), for weighting a depth loss; None without any depth.
     text:         per clip caption or None.
     fps:          per clip frames per second (given back by decoding).
+    units:        per clip, where its scale ``s`` came from (``any4d.geometry.UNITS``):
+                  "depth" or "cameras" — depth and cameras decode in the input's units —, or
+                  "relative" (nothing scale-bearing was observed).
     """
 
     grids: dict[str, Tensor]
@@ -52,6 +55,7 @@ class LatentClip:
     depth_valid: Tensor | None = None
     text: tuple[str | None, ...] = ()
     fps: tuple[float, ...] = ()
+    units: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
         streams = tuple(self.grids)

@@ -114,12 +114,28 @@ class DataSection:
         if self.mixture is None and not sources:
             raise ValueError("data needs a mixture file or at least one synthetic source")
 
+    def clip_shape(self) -> dict[str, Any]:
+        """The clip shape training sees: {"num_frames", "height", "width", "fps", "source"} —
+        the mixture's ``clip`` settings when a mixture is used (its clips' fps vary by data set:
+        ``fps`` is then this section's, a default for videos without one), else this section's."""
+        if self.mixture is not None:
+            from any4d.data import load_mixture
+
+            clip = load_mixture(self.mixture).clip
+            shape = (clip.length, clip.height, clip.width)
+            source = f"the mixture {self.mixture} (its clip settings)"
+        else:
+            shape = (self.num_frames, self.height, self.width)
+            source = "the data section (the procedural world)"
+        names = ("num_frames", "height", "width")
+        return {**dict(zip(names, shape, strict=True)), "fps": self.fps, "source": source}
+
 
 @dataclass(frozen=True)
 class NoiseSection:
     """Training noise (``any4d.diffusion.NoiseConfig``): pattern weights, time shift, the
-    probability that a context group stays clean and the probability that a sample's targets
-    share one level."""
+    probability that a context group stays clean, the probability that a sample's targets
+    share one level and the probability that a sample's whole context is dropped to noise."""
 
     patterns: dict[str, float] = field(
         default_factory=lambda: {
@@ -133,6 +149,7 @@ class NoiseSection:
     shift: float = 3.0
     history_clean_prob: float = 0.5
     shared_target_prob: float = 0.0
+    context_drop_prob: float = NoiseConfig.context_drop_prob
     stream_weights: dict[str, float] = field(
         default_factory=lambda: {"rgb": 0.25, "depth": 0.25, "ray_d": 0.25, "ray_m": 0.25}
     )
@@ -144,7 +161,8 @@ class NoiseSection:
         """The ``any4d.diffusion.NoiseConfig`` of this section (all but the stream weights)."""
         return NoiseConfig(patterns=self.patterns, shift=self.shift,
                            history_clean_prob=self.history_clean_prob,
-                           shared_target_prob=self.shared_target_prob)  # fmt: skip
+                           shared_target_prob=self.shared_target_prob,
+                           context_drop_prob=self.context_drop_prob)  # fmt: skip
 
 
 @dataclass(frozen=True)

@@ -180,6 +180,7 @@ def _train(config: TrainConfig, resume: bool, progress: bool, processes: Process
 
     noise = config.noise.noise_config()
     sources = build_sources(config.data, tokenizer.temporal_stride)
+    clip = config.data.clip_shape()  # recorded in every checkpoint, for pipelines built from it
     sampler = SlotSampler(config.data.batch_size, processes.world, processes.rank,
                           config.accumulation, start, config.steps)  # fmt: skip
     prepare = loader_preparation(config.tokenizer.kind, text_encoder, tokenizer=tokenizer,
@@ -240,7 +241,7 @@ def _train(config: TrainConfig, resume: bool, progress: bool, processes: Process
                     terms = flow_matching_loss(
                         prediction, batch.latents, batch.noise, batch.states,
                         weights=config.noise.stream_weights, pixel_weights=batch.pixel_weights,
-                        denominators=counts,
+                        denominators=counts, channel_weights=batch.channel_weights,
                     )  # fmt: skip
                     # Data-parallel wrappers average gradients over processes: undo it, since
                     # the loss is already normalised by the global batch.
@@ -290,7 +291,7 @@ def _train(config: TrainConfig, resume: bool, progress: bool, processes: Process
                 last_checkpoint = save_checkpoint(
                     config=config, model=wrapped, inner=unwrap(wrapped), optimizer=optimizer,
                     ema=ema, step=step, trainer_state={"world": processes.world,
-                                                       "strategy": strategy},
+                                                       "strategy": strategy, "clip": clip},
                     processes=processes,
                 )  # fmt: skip
             if stop_now:

@@ -1,9 +1,10 @@
 """One micro-batch of diffusion-forcing training data: scenes → noisy latents and targets.
 
-Per sample (slot): the tokenizer's latents of every model stream (zeros where the scene lacks
-the modality: those groups are absent), one training pattern its modalities allow, a flow time
-per group and Gaussian noise — all drawn from the slot's own generator, so a sample is the same
-whichever process or micro-batch it lands in.
+Per sample (slot): one training pattern its modalities allow, the tokenizer's latents of every
+model stream normalised by the scale rule for what that pattern observes (DESIGN §1; zeros
+where the scene lacks the modality: those groups are absent), a flow time per group and
+Gaussian noise — all drawn from the slot's own generator, so a sample is the same whichever
+process or micro-batch it lands in.
 """
 
 from __future__ import annotations
@@ -17,7 +18,15 @@ import torch
 from torch import Tensor
 
 from any4d.data import Scene
-from any4d.diffusion import NoiseConfig, sample_patterns, sample_times, target_counts
+from any4d.diffusion import (
+    PRESETS,
+    Layout,
+    NoiseConfig,
+    sample_patterns,
+    sample_times,
+    target_counts,
+)
+from any4d.tokenize import Observed
 from any4d.train.data import slot_generator
 
 
@@ -28,7 +37,9 @@ class MicroBatch:
     (B, T') group states; pixel_weights: stream → (B, T', H', W') loss weights inside targets
     (depth: the valid fraction); frame_index: (T',) RoPE time indices; patterns: per sample;
     counts: stream → weighted target elements (the loss denominators of this micro-batch);
-    text: (B, L, text_dim) text features (zero rows: no text), or None without a text encoder."""
+    text: (B, L, text_dim) text features (zero rows: no text), or None without a text encoder;
+    channel_weights: stream → (C,) weights of its channels in the loss (the ray streams' zero
+    padding: 0); units: per sample, where its clip scale came from (``any4d.geometry.UNITS``)."""
 
     latents: dict[str, Tensor]
     noise: dict[str, Tensor]
@@ -40,6 +51,8 @@ class MicroBatch:
     patterns: list[str]
     counts: dict[str, float]
     text: Tensor | None = None
+    channel_weights: dict[str, Tensor] = dataclasses.field(default_factory=dict)
+    units: tuple[str, ...] = ()
 
     @property
     def model_times(self) -> dict[str, Tensor]:
@@ -63,6 +76,7 @@ class MicroBatch:
             times=each(self.times), states=each(self.states),
             pixel_weights=each(self.pixel_weights), frame_index=move(self.frame_index),
             text=None if self.text is None else move(self.text),
+            channel_weights=each(self.channel_weights),
         )  # fmt: skip
 
 
@@ -80,12 +94,27 @@ def prepare_micro_batch(
 ) -> MicroBatch:
     """Tokenise ``scenes`` and draw each slot's pattern, times and noise (module docstring);
     with a ``text_encoder`` (``any4d.tokenize.text.TextEncoder``) also encode their texts."""
-    context = (-1,) if tokenizer.temporal_stride > 1 else ()  # the interpolation pattern's
-    clip = tokenizer.encode(list(scenes), context_frames=context).to(device).with_streams(streams)
-    latents, available, reference = clip.grids, clip.available, clip.grids["rgb"]
+    num_frames, stride = scenes[0].num_frames, tokenizer.temporal_stride
+    context = [num_frames - 1] if stride > 1 else []  # the interpolation pattern's last frame
+    layout = Layout.for_stride(num_frames, stride)
+    layout = Layout(layout.pixel_frames + tuple((p,) for p in context), len(context))
     # Each slot's generator draws, in order: its pattern, its times, its noise.
     generators = [slot_generator(seed, step, slot, "noise") for slot in slots]
-    states_cpu, patterns = sample_patterns(clip, available, noise, generators)
+    states_cpu, patterns = sample_patterns(layout, _available(scenes, streams), noise, generators)
+    # The clip scale follows what the drawn pattern observes, as it will at inference.
+    observed = [
+        Observed(depth=PRESETS[p].clean_frames("depth", num_frames),
+                 cameras=PRESETS[p].clean_frames("ray_d", num_frames))
+        for p in patterns
+    ]  # fmt: skip
+    clip = tokenizer.encode(list(scenes), context_frames=context, observed=observed, targets=True)
+    if clip.pixel_frames != layout.pixel_frames:
+        raise ValueError(
+            f"the tokenizer laid out latent frames {clip.pixel_frames} but the patterns were "
+            f"drawn for {layout.pixel_frames}"
+        )
+    clip = clip.to(device).with_streams(streams)
+    latents, reference = clip.grids, clip.grids["rgb"]
     rows = []
     noises = {s: [] for s in streams}
     for b, generator in enumerate(generators):
@@ -105,6 +134,7 @@ def prepare_micro_batch(
     if clip.depth_valid is not None and "depth" in streams:
         pixel_weights["depth"] = clip.depth_valid
     shapes = {s: latents[s].shape for s in streams}
+    channel_weights = {s: w.to(device) for s, w in tokenizer.channel_weights(streams).items()}
     return MicroBatch(
         latents=latents,
         noise=eps,
@@ -114,10 +144,20 @@ def prepare_micro_batch(
         pixel_weights=pixel_weights,
         frame_index=clip.frame_index,
         patterns=patterns,
-        counts=target_counts(states, shapes, pixel_weights),
+        counts=target_counts(states, shapes, pixel_weights, channel_weights),
         text=None if text_encoder is None else text_encoder.encode_optional(
             [scene.text for scene in scenes]).to(device),
+        channel_weights=channel_weights,
+        units=clip.units,
     )  # fmt: skip
+
+
+def _available(scenes: Sequence[Scene], streams: Sequence[str]) -> dict[str, Tensor]:
+    """Stream → (B,) bool: which scenes have ground truth for it (rays need cameras)."""
+    need = {"rgb": "rgb", "depth": "depth", "ray_d": "cameras", "ray_m": "cameras"}
+    return {
+        s: torch.tensor([getattr(scene, need[s]) is not None for scene in scenes]) for s in streams
+    }
 
 
 def loader_preparation(

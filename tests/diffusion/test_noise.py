@@ -77,7 +77,7 @@ def test_times_follow_states_and_history_stays_below_targets():
         "depth": torch.full((b, frames), State.TARGET, dtype=torch.uint8),
         "ray_d": torch.full((b, frames), State.ABSENT, dtype=torch.uint8),
     }
-    t = sample_times(states, NoiseConfig(), g)
+    t = sample_times(states, NoiseConfig(context_drop_prob=0.0), g)
     assert (t["ray_d"] == 1).all()
     lowest_target = torch.cat([t["rgb"][:, 1:3], t["depth"]], dim=1).amin(1)
     history = t["rgb"][:, [0, 3]]
@@ -105,7 +105,7 @@ def test_shared_target_levels_are_one_level_per_sample_for_the_drawn_fraction():
     zero, _ = targets(NoiseConfig(shared_target_prob=0.0))
     assert all(torch.equal(default[s], zero[s]) for s in states)
 
-    t, levels = targets(NoiseConfig(shared_target_prob=1.0))
+    t, levels = targets(NoiseConfig(shared_target_prob=1.0, context_drop_prob=0.0))
     assert (levels == levels[:, :1]).all()
     assert abs(float(levels[:, 0].median()) - 0.75) < 0.06  # still shifted uniform levels
     assert (t["rgb"][:, [0, 3]] < levels[:, :1]).all() and (t["ray_d"] == 1).all()
@@ -113,6 +113,31 @@ def test_shared_target_levels_are_one_level_per_sample_for_the_drawn_fraction():
     _, levels = targets(NoiseConfig(shared_target_prob=0.5))
     shared = (levels == levels[:, :1]).all(dim=1).float().mean()
     assert 0.4 < shared < 0.6  # independent levels are never all equal
+
+
+def test_a_dropped_context_is_pure_noise_as_the_unguided_branch_sees_it():
+    b, frames = 512, 4
+    states = {
+        "rgb": torch.tensor([State.CLEAN, State.TARGET, State.TARGET, State.CLEAN]).repeat(b, 1),
+        "depth": torch.full((b, frames), State.TARGET, dtype=torch.uint8),
+        "ray_d": torch.full((b, frames), State.CLEAN, dtype=torch.uint8),
+    }
+    kept = sample_times(
+        states, NoiseConfig(context_drop_prob=0.0), torch.Generator().manual_seed(7)
+    )
+    t = sample_times(states, NoiseConfig(context_drop_prob=0.25), torch.Generator().manual_seed(7))
+    context = torch.cat([t["rgb"][:, [0, 3]], t["ray_d"]], dim=1)  # (B, 6) context levels
+    dropped = (context == 1).all(dim=1)
+    # The whole context of a sample at once (history levels are < 1 otherwise) …
+    assert ((context == 1).any(dim=1) == dropped).all()
+    assert 0.19 < float(dropped.float().mean()) < 0.31
+    # … the targets untouched, and the other samples' times those drawn without dropping.
+    assert torch.equal(t["depth"], kept["depth"]) and torch.equal(
+        t["rgb"][:, 1:3], kept["rgb"][:, 1:3]
+    )
+    assert torch.equal(t["ray_d"][~dropped], kept["ray_d"][~dropped])
+    with pytest.raises(ValueError, match="context_drop_prob=-0.1"):
+        NoiseConfig(context_drop_prob=-0.1)
 
 
 def test_shared_target_prob_outside_the_unit_interval_is_an_error():

@@ -6,14 +6,16 @@ import pytest
 import torch
 
 from any4d.data.synthetic import render_clip
-from any4d.diffusion import Mask, make_scheduler, sample
+from any4d.diffusion import Mask, State, make_scheduler, sample
 from any4d.tokenize import PixelTokenizer
 
 SHAPE = (2, 4, 3, 5, 5)
 
 
 class LinearVelocity:
-    """A deterministic stand-in for the model: mixes channels, frames and streams, records calls."""
+    """A deterministic stand-in for the model: mixes channels, frames and streams, records calls.
+    A frame's velocity depends on every other frame's values *and times* (as attention makes the
+    real model's), so a test can see what a branch tells the model about its context."""
 
     def __init__(self, seed=0):
         g = torch.Generator().manual_seed(seed)
@@ -22,9 +24,13 @@ class LinearVelocity:
 
     def __call__(self, latents, t, text=None, frame_index=None):
         self.calls.append(
-            {"batch": next(iter(latents.values())).shape[0], "frame_index": frame_index}
+            {"batch": next(iter(latents.values())).shape[0], "frame_index": frame_index,
+             "t": {s: v.clone() for s, v in t.items()}}
+        )  # fmt: skip
+        # Every frame and stream, each weighted by how clean the model is told it is.
+        context = sum(
+            ((1 - t[s][:, None]) * x).mean(dim=2, keepdim=True) for s, x in latents.items()
         )
-        context = sum(x.mean(dim=2, keepdim=True) for x in latents.values())  # all frames/streams
         return {
             s: torch.einsum("ij,bjthw->bithw", self.channels, x)
             + (1 - t[s][:, None]) * x
@@ -118,6 +124,35 @@ def test_history_guidance_is_one_batched_forward_with_the_dfot_formula():
         stepped = scheduler.step(history + w * (history - free), timestep, x).prev_sample
         x = torch.where(clean, x, stepped)
     torch.testing.assert_close(out, x, atol=1e-5, rtol=1e-5)
+
+
+def test_the_unguided_branch_is_told_its_context_is_noise():
+    """v_∅ sees the clean groups replaced by their noise at t = 1 (DESIGN §5): told t = 0, the
+    other frames' velocities would change (the test model lets them see every frame's time)."""
+    model = LinearVelocity()
+    sample(model, noise_for(["rgb"], seed=4), "rgb:0", steps=2, guidance=2.0,
+           noise=noise_for(["rgb"], seed=6), progress=False)  # fmt: skip
+    for call in model.calls:
+        history, free = call["t"]["rgb"].chunk(2)
+        assert (history[:, 0] == 0).all() and (free[:, 0] == 1).all()
+        assert torch.equal(history[:, 1:], free[:, 1:]) and (history[:, 1:] > 0).all()
+
+
+def test_absent_groups_stay_their_noise_at_t_one():
+    """Absent groups (no data: e.g. a context group of a stream that does not observe it) are
+    Gaussian placeholders at t = 1 throughout: never stepped like targets, never clamped."""
+    model = LinearVelocity()
+    noise = noise_for(["rgb", "depth"], seed=2)
+    states = {
+        "rgb": torch.tensor([State.CLEAN, State.TARGET, State.CLEAN]),
+        "depth": torch.tensor([State.TARGET, State.TARGET, State.ABSENT]),
+    }
+    observed = noise_for(["rgb", "depth"], seed=3)
+    out = sample(model, observed, states, steps=4, guidance=2.0, noise=noise, progress=False)
+    assert torch.equal(out["depth"][:, :, 2], noise["depth"][:, :, 2])
+    assert not torch.equal(out["depth"][:, :, :2], noise["depth"][:, :, :2])
+    for call in model.calls:
+        assert (call["t"]["depth"][:, 2] == 1).all()
 
 
 def test_guidance_is_skipped_without_clean_context():

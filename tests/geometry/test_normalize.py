@@ -4,13 +4,16 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from any4d.geometry import (
+    CAMERA_SECONDS,
     Cameras,
     ClipFrame,
-    clip_scale,
+    camera_scale,
     decode_depth,
     denormalize_rays,
     encode_depth,
+    median_depth,
     normalize_rays,
+    observed_scale,
     plucker_rays,
 )
 from tests.cameras_factory import random_cameras, random_rotations
@@ -39,31 +42,62 @@ def test_depth_encoding_anchors_and_order():
     assert torch.isfinite(decoded).all() and (decoded >= 0).all()
 
 
-def test_clip_scale_is_the_median_of_valid_depth():
-    depth = torch.zeros(2, 3, 1, 4, 4)
+def test_median_depth_is_the_median_of_valid_depth():
+    depth = torch.zeros(3, 3, 1, 4, 4)
     depth[0, :, :, :2] = torch.arange(1, 25, dtype=torch.float32).reshape(3, 1, 2, 4)
     depth[1] = 5.0
-    scale = clip_scale(depth)
-    assert scale.shape == (2,)
-    torch.testing.assert_close(scale, torch.tensor([12.0, 5.0]))  # lower middle of 1..24
+    scale = median_depth(depth)
+    assert scale.shape == (3,)
+    torch.testing.assert_close(scale[:2], torch.tensor([12.0, 5.0]))  # lower middle of 1..24
+    assert torch.isnan(scale[2])  # no valid pixel
 
 
-def test_clip_scale_without_depth_uses_the_trajectory_extent():
+def test_camera_scale_is_the_calibrated_speed_of_the_path():
     cams = random_cameras((5,), seed=0)
-    expected = (cams.centers - cams.centers[0]).norm(dim=-1).max()
-    torch.testing.assert_close(clip_scale(cameras=cams), expected)
-    # invalid-only depth falls back to the same rule
-    torch.testing.assert_close(
-        clip_scale(torch.zeros(5, 1, 2, 2, dtype=torch.float64), cams), expected
-    )
+    path = (cams.centers[1:] - cams.centers[:-1]).norm(dim=-1).sum()
+    torch.testing.assert_close(camera_scale(cams, 2.0), CAMERA_SECONDS * path / 2.0)
+    # Equivariant: a world scaled by λ has a λ times larger scale.
+    torch.testing.assert_close(camera_scale(cams.scaled(3.0), 2.0), 3 * camera_scale(cams, 2.0))
 
 
-def test_clip_scale_of_a_static_camera_without_depth_is_one():
+def test_camera_scale_of_a_static_or_single_camera_is_undefined():
     cams = random_cameras((1,), seed=1)
     static = Cameras(cams.K.expand(4, 3, 3), cams.c2w.expand(4, 4, 4))
-    assert clip_scale(cameras=static).item() == 1.0
-    with pytest.raises(ValueError, match="neither"):
-        clip_scale()
+    assert torch.isnan(camera_scale(static, 1.0))
+    assert torch.isnan(camera_scale(cams, 0.0))
+
+
+def test_observed_scale_follows_the_rule_in_order():
+    cams = random_cameras((5,), seed=2)
+    depth = torch.full((5, 1, 2, 2), 3.0, dtype=torch.float64)
+    by_cameras = camera_scale(cams, 1.0)
+    # 1. observed depth → its median, whatever else is there
+    scale, units = observed_scale(depth, cams, 1.0, target_depth=2 * depth)
+    assert (float(scale), units) == (3.0, "depth")
+    # 2. observed moving cameras → the camera rule (the target depth does not enter)
+    scale, units = observed_scale(cameras=cams, seconds=1.0, target_depth=2 * depth)
+    assert units == "cameras"
+    torch.testing.assert_close(scale, by_cameras)
+    # 3. nothing scale-bearing: the target depth's median (training) …
+    static = Cameras(cams.K[:1].expand(5, 3, 3), cams.c2w[:1].expand(5, 4, 4))
+    scale, units = observed_scale(cameras=static, seconds=1.0, target_depth=2 * depth)
+    assert (float(scale), units) == (6.0, "relative")
+    # … or the camera rule on target cameras without depth, or 1 at inference.
+    scale, units = observed_scale(target_cameras=cams, target_seconds=1.0)
+    assert units == "relative"
+    torch.testing.assert_close(scale, by_cameras)
+    assert observed_scale(cameras=static, seconds=1.0) == (1.0, "relative")
+
+
+def test_observed_scale_falls_back_on_all_invalid_depth_and_is_never_nan():
+    cams = random_cameras((1,), seed=3)
+    static = Cameras(cams.K.expand(4, 3, 3), cams.c2w.expand(4, 4, 4))
+    invalid = torch.zeros(4, 1, 2, 2, dtype=torch.float64)
+    scale, units = observed_scale(invalid, static, 1.0, target_depth=invalid)
+    assert (float(scale), units) == (1.0, "relative")
+    moving = random_cameras((4,), seed=4)
+    scale, units = observed_scale(invalid, moving, 1.0)
+    assert units == "cameras" and torch.isfinite(scale)
 
 
 @settings(max_examples=25, deadline=None)
@@ -81,8 +115,9 @@ def test_clip_frame_normalize_round_trips(seed, with_depth):
     torch.testing.assert_close(frame.decode_depth(frame.encode_depth(depth)), depth)
     rays = plucker_rays(cams.relative_to_first(), 3, 5)
     torch.testing.assert_close(frame.denormalize_rays(frame.normalize_rays(rays)), rays)
-    if not with_depth:  # trajectory rule: centres in the unit ball, moments ≤ 1
-        assert normalized.centers.norm(dim=-1).max() <= 1 + 1e-9
+    if not with_depth:  # camera rule over 1 s: the normalised path is 1 / CAMERA_SECONDS long
+        steps = (normalized.centers[:, 1:] - normalized.centers[:, :-1]).norm(dim=-1).sum(-1)
+        torch.testing.assert_close(steps, torch.full_like(steps, 1 / CAMERA_SECONDS))
 
 
 def test_normalized_rays_are_the_rays_of_the_normalized_cameras():

@@ -22,6 +22,7 @@ from any4d.data.readers.scannetpp import ScanNetPP
 from any4d.data.readers.sevenscenes import SevenScenes
 from any4d.data.readers.spatialvid import SpatialVID
 from any4d.data.readers.user import UserClip, read_user_scene
+from any4d.data.readers.vipe import ViPE
 from any4d.data.readers.vkitti2 import VirtualKitti2
 
 READERS: dict[str, type[Reader]] = {
@@ -36,6 +37,7 @@ READERS: dict[str, type[Reader]] = {
         OmniWorld,
         AgiBotWorld,
         SevenScenes,
+        ViPE,
         UserClip,
     )
 }
@@ -64,6 +66,7 @@ __all__ = [
     "SpatialVID",
     "UserClip",
     "VideoFrames",
+    "ViPE",
     "VirtualKitti2",
     "build_reader",
     "read_user_scene",

@@ -1,5 +1,5 @@
-"""Decoding of the files readers meet — images, 16-bit PNGs, EXR channels, video frames — with
-errors that name the file.
+"""Decoding of the files readers meet — images, 16-bit PNGs, EXR channels, zip members, video
+frames — with errors that name the file.
 
 A missing file is a ``FileNotFoundError``; a file that exists but cannot be decoded (truncated,
 wrong format) is a ``CorruptFileError``. Both name the path and what was expected there.
@@ -12,6 +12,8 @@ from __future__ import annotations
 import importlib
 import io
 import json
+import zipfile
+import zlib
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -135,6 +137,26 @@ def read_exr_channel(source: Path | bytes, channel: str, name: str | None = None
             label, f"has EXR channels {sorted(channels)} (expected a channel {channel!r})"
         )
     return torch.from_numpy(np.asarray(channels[channel].pixels, dtype=np.float32))
+
+
+def zip_names(archive: Path, what: str) -> list[str]:
+    """Sorted member names of a zip archive that holds ``what``; missing → FileNotFoundError,
+    unreadable → CorruptFileError, both naming the archive."""
+    require_file(archive, f"a zip of {what}")
+    try:
+        with zipfile.ZipFile(archive) as opened:
+            return sorted(opened.namelist())
+    except (OSError, zipfile.BadZipFile) as error:
+        raise CorruptFileError(archive, f"not a readable zip ({error}); expected {what}") from None
+
+
+def read_zip_member(archive: Path, member: str) -> bytes:
+    """The bytes of ``member`` inside ``archive``, with errors that name both."""
+    try:
+        with zipfile.ZipFile(archive) as opened:
+            return opened.read(member)
+    except (OSError, zipfile.BadZipFile, zlib.error, KeyError, EOFError) as error:
+        raise CorruptFileError(archive, f"cannot read {member} ({error})") from None
 
 
 def video_info(path: Path) -> tuple[int, float]:

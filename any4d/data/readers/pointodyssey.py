@@ -8,9 +8,11 @@ Layout (point_odyssey ``README.md``, ``utils/reprojection.py``; CUT3R
     <root>/<split>/<seq>/anno.npz                   (or annot.npz) intrinsics (N, 3, 3) pixels,
                                                     extrinsics (N, 4, 4) world-to-camera
 
-Conversions: w2c → c2w (``w2c_to_c2w``); ``uint16_fraction_to_metres(v, 1000)``; values above
-1000 m or non-finite → 0 (CUT3R), and 0 stays 0 (whether 0 is an invalid code: UNCONFIRMED).
-v1.0 used a flipped camera convention: use v1.2 or later. fps = 30 (UNCONFIRMED).
+Conversions: w2c → c2w (``w2c_to_c2w``); ``uint16_fraction_to_metres(v, 1000)``; the
+saturated code 65535 (1000 m, the top of the range: depth clipped there, e.g. sky, is no
+measurement) → 0, as are values above 1000 m or non-finite (CUT3R), and 0 stays 0 (whether 0
+is an invalid code: UNCONFIRMED). v1.0 used a flipped camera convention: use v1.2 or later.
+fps = 30 (UNCONFIRMED).
 """
 
 from __future__ import annotations
@@ -31,6 +33,7 @@ from any4d.data.readers.conversions import (
 from any4d.data.readers.decode import CorruptFileError, read_uint16_png, require_files
 
 FULL_SCALE, FPS = 1000.0, 30.0
+SATURATED = 65535  # the largest uint16 code: at or beyond the far clip, not a measured depth
 ANNOTATIONS = ("anno.npz", "annot.npz")
 
 
@@ -83,5 +86,6 @@ class PointOdyssey(Reader):
         )
 
     def decode_depth(self, handle: Path) -> Tensor:
-        metres = uint16_fraction_to_metres(read_uint16_png(handle), FULL_SCALE)
-        return invalid_to_zero(metres, metres > FULL_SCALE)
+        code = read_uint16_png(handle)
+        metres = uint16_fraction_to_metres(code, FULL_SCALE)
+        return invalid_to_zero(metres, (code >= SATURATED) | (metres > FULL_SCALE))

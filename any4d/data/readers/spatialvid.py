@@ -15,15 +15,24 @@ Conversions: ``[t, q_xyzw]`` → ``[R|t]`` (``pose_from_quaternion``, scalar las
 (``w2c_to_c2w``), OpenCV axes (MegaSaM; inferred); normalised → pixel intrinsics; depth
 ``inverse_depth_to_metres`` (1/Z; non-finite or ≥ 100 m → 0), resized to the video frames by
 the base reader. Depth is approximately metric (UNCONFIRMED). fps = the video's fps divided by
-the median step between annotated frames. The caption schema is UNCONFIRMED: ``caption.json``
-may be a string, or an object whose ``caption_key`` (default: the first of ``CAPTION_KEYS``
-present) holds the text.
+the median step between annotated frames.
+
+Captions: ``caption.json`` is the object SpatialVID's caption pipeline writes
+(``caption/utils/combine.py`` merges the VQA answer ``{"CamMotion", "SceneDesc"}`` with the
+LLM's ``{"OptCamMotion", "SceneSummary", "MotionTrends": [...], "SceneTags": [...],
+"ShotImmersion", "LLM"}``; ``caption/tagging/inference.py`` adds ``"CategoryTag": {...}``).
+The text is that of ``caption_key`` if given, else of the first of ``CAPTION_KEYS`` —
+``SceneSummary`` (one-sentence scene abstract), then ``SceneDesc`` (~100-word description),
+then ``ShotImmersion`` — that holds a non-empty string other than "unknown" (the parser leaves
+labels it did not find as ""; the project page's sample viewer skips "unknown"). Camera-motion
+text (``CamMotion``, ``OptCamMotion``) is left out of the default: it describes the poses, not
+the scene. That the released files hold exactly these keys is read from the code that writes
+them, not from a downloaded file (UNCONFIRMED).
 """
 
 from __future__ import annotations
 
 import statistics
-import zipfile
 from pathlib import Path
 
 import numpy as np
@@ -42,13 +51,17 @@ from any4d.data.readers.decode import (
     CorruptFileError,
     read_exr_channel,
     read_json,
+    read_zip_member,
     require_dir,
     require_file,
     video_info,
+    zip_names,
 )
 from any4d.data.readers.tables import read_table
 
-CAPTION_KEYS = ("caption", "SceneDescription", "scene_description", "description", "summary")
+# In order of preference; SpatialVID caption/utils/combine.py names them.
+CAPTION_KEYS = ("SceneSummary", "SceneDesc", "ShotImmersion")
+EMPTY = ("", "unknown")
 
 
 class SpatialVID(Reader):
@@ -103,26 +116,25 @@ class SpatialVID(Reader):
 
     def decode_depth(self, handle: tuple[Path, str]) -> Tensor:
         archive, member = handle
-        try:
-            with zipfile.ZipFile(archive) as opened:
-                data = opened.read(member)
-        except (OSError, zipfile.BadZipFile, KeyError) as error:
-            raise CorruptFileError(archive, f"cannot read {member} ({error})") from None
-        inverse = read_exr_channel(data, "Z", name=f"{archive}:{member}")
+        inverse = read_exr_channel(read_zip_member(archive, member), "Z", f"{archive}:{member}")
         return inverse_depth_to_metres(inverse)
 
     def _caption(self, path: Path) -> str:
-        caption = read_json(path, "a SpatialVID caption.json")
-        if isinstance(caption, str):
-            return caption
+        caption = read_json(path, "a SpatialVID caption.json object")
+        if not isinstance(caption, dict):
+            raise CorruptFileError(
+                path, f"holds a JSON {type(caption).__name__} (expected an object of captions)"
+            )
         keys = (self.caption_key,) if self.caption_key else CAPTION_KEYS
-        if isinstance(caption, dict):
-            for key in keys:
-                if isinstance(caption.get(key), str):
-                    return caption[key]
-        found = sorted(caption) if isinstance(caption, dict) else type(caption).__name__
+        for key in keys:
+            text = caption.get(key)
+            if isinstance(text, str) and text.strip().lower() not in EMPTY:
+                return text.strip()
+        found = {k: type(v).__name__ for k, v in caption.items()}
         raise CorruptFileError(
-            path, f"has no caption under {list(keys)} (found {found}; pass caption_key=…)"
+            path,
+            f"has no non-empty caption string under {list(keys)} (found {found}; pass "
+            "caption_key=…)",
         )
 
 
@@ -138,12 +150,7 @@ def _load_npy(path: Path, shape: tuple[int, int]) -> Tensor:
 
 
 def _zip_members(archive: Path, count: int) -> tuple[tuple[Path, str], ...]:
-    require_file(archive, "a SpatialVID depth zip of EXR files")
-    try:
-        with zipfile.ZipFile(archive) as opened:
-            names = sorted(n for n in opened.namelist() if n.lower().endswith(".exr"))
-    except (OSError, zipfile.BadZipFile) as error:
-        raise CorruptFileError(archive, f"not a readable zip ({error})") from None
+    names = [n for n in zip_names(archive, "SpatialVID depth EXRs") if n.lower().endswith(".exr")]
     if len(names) != count:
         raise CorruptFileError(
             archive, f"holds {len(names)} EXR files (expected one per annotated frame, {count})"

@@ -56,3 +56,17 @@ def test_pointodyssey_missing_annotations_name_both_names(tmp_path):
     (folder / "anno.npz").unlink()
     with pytest.raises(FileNotFoundError, match="anno.npz does not exist .*annot.npz"):
         PointOdyssey(tmp_path).sequences()
+
+
+def test_pointodyssey_saturated_code_65535_is_invalid_not_1000_m(tmp_path):
+    scene = truth(4)
+    folder = write_pointodyssey(tmp_path, scene)
+    code = np.round(depth_m(scene, 0) / 1000 * 65535)
+    code[:3] = 65535  # the top of the uint16 range, 1000 m by the formula
+    code[3] = 0
+    write_uint16(folder / "depths" / "depth_00000.png", code)
+    depth = PointOdyssey(tmp_path).read_clip("train/r4_new_f", 0, 1).depth[0, 0]
+    assert (depth[:4] == 0).all()
+    expected = scene.depth[0, 0, 4:]
+    assert (depth[4:] - expected).abs().max() <= 0.5 * 1000 / 65535 + 1e-6
+    assert depth.max() < 1000.0

@@ -26,6 +26,26 @@ from tests.data.readers.fixtures import (
 
 CLIP = "group_0001/0a1b2c3d-0000"
 ANNOTATED = [0, 2, 4, 6, 8]  # every other frame of a 9-frame, 10 fps video
+# caption.json as SpatialVID's caption pipeline writes it (NJU-3DV/SpatialVID
+# caption/utils/combine.py: VQA keys CamMotion, SceneDesc + LLM keys OptCamMotion, SceneSummary,
+# MotionTrends, SceneTags, ShotImmersion, LLM; caption/tagging/inference.py adds CategoryTag).
+OFFICIAL_CAPTION = {
+    "CamMotion": "The camera dollies forward along the hallway, then pans slowly right.",
+    "SceneDesc": "A bright hallway with white walls and a wooden floor leads to a sunlit room.",
+    "OptCamMotion": "The camera moves forward steadily while turning slightly to the right.",
+    "SceneSummary": "A walk down a bright hallway into a sunlit room.",
+    "MotionTrends": ["forward translate", "right pan"],
+    "SceneTags": ["hallway", "interior", "sunlight"],
+    "ShotImmersion": "We glide down the quiet hallway as warm light spills from the room ahead.",
+    "LLM": "qwen3-30b-a3b",
+    "CategoryTag": {
+        "sceneType": {"first": "Interior", "second": "Residential"},
+        "lighting": "Natural light",
+        "timeOfDay": "Daytime",
+        "weather": "unknown",
+        "crowdDensity": "Empty",
+    },
+}
 
 
 def exr_bytes(z: np.ndarray) -> bytes:
@@ -50,7 +70,8 @@ def write_spatialvid(root, caption=None):
     norm = np.stack([K[:, 0, 0] / WIDTH, K[:, 1, 1] / HEIGHT, K[:, 0, 2] / WIDTH,
                      K[:, 1, 2] / HEIGHT], 1)  # fmt: skip
     np.save(folder / "intrinsics.npy", norm)
-    (folder / "caption.json").write_text(json.dumps(caption or {"caption": "a walk in a room"}))
+    caption = OFFICIAL_CAPTION if caption is None else caption
+    (folder / "caption.json").write_text(json.dumps(caption, ensure_ascii=False, indent=2))
     (root / "depths" / group).mkdir(parents=True)
     with zipfile.ZipFile(root / "depths" / group / f"{clip}.zip", "w") as archive:
         for k in range(scene.num_frames):
@@ -74,7 +95,7 @@ def test_spatialvid_reads_back_annotated_frames_poses_and_caption(tmp_path):
     clip = reader[0]
     assert_cameras_match(clip, scene)
     assert_rgb_matches(clip, scene, tol=0.02)  # near-lossless H.264
-    assert clip.text == "a walk in a room" and clip.depth is None
+    assert clip.text == OFFICIAL_CAPTION["SceneSummary"] and clip.depth is None
 
 
 def test_spatialvid_inverse_depth_becomes_metres_with_nan_invalid(tmp_path):
@@ -86,9 +107,25 @@ def test_spatialvid_inverse_depth_becomes_metres_with_nan_invalid(tmp_path):
     assert relative <= 2.0**-11 + 1e-6  # float16 rounding of 1 / depth
 
 
+@pytest.mark.parametrize("empty", ["", "unknown"])
+def test_spatialvid_caption_falls_back_to_scene_description(tmp_path, empty):
+    write_spatialvid(tmp_path, caption={**OFFICIAL_CAPTION, "SceneSummary": empty})
+    assert SpatialVID(tmp_path)[0].text == OFFICIAL_CAPTION["SceneDesc"]
+
+
+def test_spatialvid_caption_key_picks_another_official_caption(tmp_path):
+    write_spatialvid(tmp_path)
+    for key in ("ShotImmersion", "OptCamMotion"):
+        assert SpatialVID(tmp_path, caption_key=key)[0].text == OFFICIAL_CAPTION[key]
+    with pytest.raises(
+        ValueError, match=r"caption.json: has no non-empty caption .*\['SceneTags'\]"
+    ):
+        SpatialVID(tmp_path, caption_key="SceneTags").sequences()  # a list of tags, not text
+
+
 def test_spatialvid_unknown_caption_schema_names_keys(tmp_path):
     write_spatialvid(tmp_path, caption={"Camera": "pans"})
-    with pytest.raises(ValueError, match=r"caption.json: has no caption .*\['Camera'\]"):
+    with pytest.raises(ValueError, match=r"caption.json: has no .*SceneSummary.*'Camera': 'str'"):
         SpatialVID(tmp_path).sequences()
     assert SpatialVID(tmp_path, caption_key="Camera")[0].text == "pans"
 
