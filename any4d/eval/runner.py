@@ -1,29 +1,54 @@
 """The benchmark runner: a task over a data split, per-clip JSON, a table with its floors.
 
-    any4d eval --checkpoint DIR --data synthetic --task geometry --regime dense --candidates 4
+    any4d eval --checkpoint DIR --data synthetic --task geometry --regime sparse --candidates 4
 
 Data: ``synthetic`` (the procedural world's held-out split, at the pipeline's clip shape) or a
-mixture YAML (its ``role: eval`` data sets, e.g. 7-Scenes). Regime: ``dense`` takes consecutive
-frames; ``sparse`` frames ``sparse_stride`` apart (a wider baseline: the synthetic world samples
-time ``sparse_stride`` × coarser). The input holds only what the task observes
-(``Any4DPipeline.observed``). Failed clips are counted and named, never dropped.
+mixture YAML (its ``role: eval`` data sets, e.g. 7-Scenes).
 
-Writes ``<out>/clips/<dataset>/<clip>.json`` (scores and baselines of each clip),
-``<out>/table.md`` and ``<out>/table.csv``: one row per dataset and method (ours, then the
-baselines), metric columns in the layout of the paper's tables (Table 3: ATE / RPE-t / RPE-r;
-Table 4: AbsRel / RMSE / δ1; Table 2: PSNR / SSIM).
+Regimes (``REGIMES``; dense and sparse are those of the paper's Tables 3 and 4, EVAL.md §0):
+
+``dense``
+    The task's own mask on consecutive frames. geometry observes every RGB frame (the
+    ``geometry`` mask) and generates all depth and every camera; interpolate observes the first
+    and last RGB frame and every camera (``interpolate``) and generates the frames between.
+``sparse``
+    geometry from **only the first and last RGB frames** (the ``sparse_geometry`` mask): no other
+    frame, no depth and no camera reaches the model, which generates the RGB between, all depth
+    and every camera. Interpolation observes exactly the first and last RGB frames already (with
+    the cameras), so its dense run *is* that regime and ``sparse`` is refused for it.
+``strided``
+    As ``dense`` on frames ``stride_factor`` apart (default 4): a mixture's clip stride times the
+    factor, or the synthetic world's time sampled that many times coarser — wider motion between
+    the frames, every frame still observed. Not an experiment of the paper.
+
+Scoring is the same in every regime: geometry scores depth (``depth_protocol``, default Geo4D's
+L1 scale + shift) and pose (evo's ATE / RPE) over **every frame** of the clip, observed or not;
+interpolate scores the RGB of frames 1 … T − 2. The baselines are computed from the whole true
+clip. The model's input is ``model_input``: ``pipe.observed(truth, mask)`` (depth and cameras
+the mask does not observe are dropped) with every unobserved RGB frame blanked, so that nothing
+but the mask's clean groups reaches the model. Failed clips are counted and named, never dropped.
+
+Writes ``<out>/clips/<dataset>/<clip>.json`` (the regime, what was observed and scored, the
+scores and baselines of each clip), ``<out>/table.md`` (a header line naming the task, regime
+and observed frames, then the table), ``<out>/table.csv`` and ``<out>/table.json`` (the run's
+settings and every row): one row per dataset and method (ours, then the baselines), metric
+columns in the layout of the paper's tables (Table 3: ATE / RPE-t / RPE-r; Table 4: AbsRel /
+RMSE / δ1; Table 2: PSNR / SSIM).
 """
 
 from __future__ import annotations
 
 import csv
+import dataclasses
 import json
 import math
 from collections.abc import Iterable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from any4d.data import Scene
+from any4d.diffusion.masks import ALL, PRESETS, Mask
+from any4d.eval.depth_metrics import PROTOCOLS
 from any4d.eval.tasks import TASKS, task_baselines, task_scores
 from any4d.geometry import inverse_depth_planes
 
@@ -31,22 +56,118 @@ COLUMNS = {
     "geometry": ("ate", "rpe_t", "rpe_r", "abs_rel", "rmse", "delta1"),
     "interpolate": ("psnr_pooled", "psnr_frame_mean", "ssim"),
 }
-REGIMES = ("dense", "sparse")
+# regime → task → the preset it runs (module docstring); a task missing from a regime refuses it.
+REGIMES: dict[str, dict[str, str]] = {
+    "dense": {"geometry": "geometry", "interpolate": "interpolate"},
+    "sparse": {"geometry": "sparse_geometry"},
+    "strided": {"geometry": "geometry", "interpolate": "interpolate"},
+}
+DEFAULT_STRIDE_FACTOR = 4
+
+
+def regime_mask(task: str, regime: str) -> Mask:
+    """The mask ``task`` runs under ``regime`` (module docstring), or a ``ValueError``."""
+    if task not in TASKS:
+        raise ValueError(f"task={task!r} (expected one of {TASKS})")
+    if regime not in REGIMES:
+        raise ValueError(f"regime={regime!r} (expected one of {tuple(REGIMES)})")
+    if task not in REGIMES[regime]:
+        raise ValueError(
+            f"regime {regime!r} does not apply to task {task!r}: sparse is the paper's sparse "
+            "geometry (only the first and last RGB frames observed), and interpolation already "
+            "observes only the first and last RGB frames (and every camera), so its 'dense' run "
+            "is that regime ('strided' widens the motion between the frames)"
+        )
+    return PRESETS[REGIMES[regime][task]]
+
+
+def regime_stride(regime: str, stride_factor: int | None = None) -> int:
+    """How many times coarser than the data's own sampling ``regime`` takes its frames: 1, or
+    ``stride_factor`` (default 4) for ``strided``; a factor given to another regime is an error."""
+    if regime not in REGIMES:
+        raise ValueError(f"regime={regime!r} (expected one of {tuple(REGIMES)})")
+    if regime != "strided":
+        if stride_factor is not None:
+            raise ValueError(
+                f"stride_factor={stride_factor} applies to regime 'strided' only (got regime "
+                f"{regime!r}, which takes consecutive frames)"
+            )
+        return 1
+    factor = DEFAULT_STRIDE_FACTOR if stride_factor is None else stride_factor
+    if isinstance(factor, bool) or not isinstance(factor, int) or factor < 1:
+        raise ValueError(f"stride_factor={factor!r} (expected an integer ≥ 1)")
+    return factor
+
+
+def model_input(pipe, truth: Scene, mask: Mask) -> Scene:
+    """What the model is given of ``truth`` under ``mask``: ``pipe.observed`` (depth and cameras
+    the mask does not observe dropped) with every RGB frame it does not observe set to 0.
+    Unobserved frames are targets, which start from noise; blanking them makes sure that no
+    value of them reaches the model whatever the pipeline does with them."""
+    given = pipe.observed(truth, mask)
+    hidden = sorted(set(range(truth.num_frames)) - mask.clean_frames("rgb", truth.num_frames))
+    if not hidden:
+        return given
+    rgb = given.rgb.clone()
+    rgb[hidden] = 0.0
+    return dataclasses.replace(given, rgb=rgb)
+
+
+def observed_frames(mask: Mask, num_frames: int) -> dict[str, list[int]]:
+    """stream → the sorted pixel frames ``mask`` observes in a clip of ``num_frames`` (streams
+    it observes nothing of are left out)."""
+    frames = {s: sorted(mask.clean_frames(s, num_frames)) for s in mask.clean}
+    return {s: f for s, f in frames.items() if f}
+
+
+def scored_frames(task: str, num_frames: int) -> list[int]:
+    """The frames ``task`` scores: every frame for geometry, frames 1 … T − 2 for interpolate."""
+    if task == "interpolate":
+        return list(range(1, num_frames - 1))
+    return list(range(num_frames))
+
+
+def mask_spec(mask: Mask) -> str:
+    """``mask`` as the spec ``Mask.parse`` reads, both ray streams written as one ``rays``."""
+    clean = dict(mask.clean)
+    if "ray_d" in clean and clean.get("ray_d") == clean.get("ray_m"):
+        clean["rays"] = clean.pop("ray_d")
+        del clean["ray_m"]
+    return " ".join(f"{s}:{f if f == ALL else ','.join(map(str, f))}" for s, f in clean.items())
+
+
+def describe(task: str, regime: str, mask: Mask, stride: int = 1) -> str:
+    """One line naming the run: task, regime, what the model observed and what is scored."""
+    frames = "consecutive frames"
+    if stride > 1:
+        frames = f"frames {stride}× further apart than the data's sampling"
+    scored = (
+        "depth and cameras generated and scored on every frame"
+        if task == "geometry"
+        else "RGB scored on frames 1 … T−2"
+    )
+    return f"task {task}, regime {regime}: observed {mask_spec(mask)!r} on {frames}; {scored}"
 
 
 @dataclass(frozen=True)
 class BenchmarkTable:
     """rows: (dataset, method) → column → mean (None: no clip gave a number); counts:
-    (dataset, method) → clips averaged; failed: dataset → {clip: reason}."""
+    (dataset, method) → clips averaged; failed: dataset → {clip: reason}; settings: the run's
+    regime, mask, stride and depth protocol (``run_benchmark``), what the header line says."""
 
     task: str
     rows: dict[tuple[str, str], dict[str, float | None]]
     counts: dict[tuple[str, str], int]
     failed: dict[str, dict[str, str]]
+    settings: dict = field(default_factory=dict)
+
+    def header(self) -> str:
+        return self.settings.get("description", f"task {self.task}")
 
     def markdown(self) -> str:
         columns = COLUMNS[self.task]
         lines = [
+            f"{self.header()}\n",
             "| dataset | method | clips | " + " | ".join(columns) + " |",
             "|---|---|---|" + "---|" * len(columns),
         ]
@@ -59,6 +180,14 @@ class BenchmarkTable:
                 lines.append(f"\nfailed: {dataset}/{clip}: {reason}")
         return "\n".join(lines) + "\n"
 
+    def as_dict(self) -> dict:
+        """JSON-ready: the settings, every row with its clip count, and the failed clips."""
+        rows = [
+            {"dataset": d, "method": m, "clips": self.counts[(d, m)], **row}
+            for (d, m), row in self.rows.items()
+        ]
+        return {"task": self.task, **self.settings, "rows": rows, "failed": self.failed}
+
 
 def _cell(value) -> str:
     if value is None or (isinstance(value, float) and math.isnan(value)):
@@ -66,34 +195,44 @@ def _cell(value) -> str:
     return f"{value:.4g}"
 
 
-def synthetic_clips(pipe, count: int, regime: str, sparse_stride: int) -> Iterator:
-    """("synthetic", clip name, Scene) of held-out procedural clips at the pipeline's shape."""
+def synthetic_clips(
+    pipe, count: int, regime: str = "dense", stride_factor: int | None = None
+) -> Iterator[tuple[str, str, Scene]]:
+    """("synthetic", clip name, Scene) of held-out procedural clips at the pipeline's shape;
+    ``strided`` samples the world's time ``stride_factor`` times coarser. Settings are checked
+    at the call, not at the first clip."""
     from any4d.data import SyntheticClips, SyntheticConfig
 
+    stride = regime_stride(regime, stride_factor)
     defaults = pipe.defaults
-    fps = float(defaults.get("fps", 10.0)) / (sparse_stride if regime == "sparse" else 1)
+    fps = float(defaults.get("fps", 10.0)) / stride
     config = SyntheticConfig(num_frames=int(defaults.get("num_frames", 5)),
                              height=int(defaults.get("height", 32)),
                              width=int(defaults.get("width", 32)), fps=fps)  # fmt: skip
     clips = SyntheticClips(config, split="heldout", size=count)
-    for index in range(count):
-        yield "synthetic", f"heldout_{index:04d}", clips[index]
+    return (("synthetic", f"heldout_{i:04d}", clips[i]) for i in range(count))
 
 
-def mixture_clips(path: str, count: int, regime: str, sparse_stride: int):
-    """(dataset, clip name, Scene) of a mixture's evaluation data sets."""
-    import dataclasses
-
+def mixture_clips(
+    path: str, count: int, regime: str = "dense", stride_factor: int | None = None
+) -> Iterator[tuple[str, str, Scene]]:
+    """(dataset, clip name, Scene) of a mixture's evaluation data sets; ``strided`` multiplies
+    the mixture's clip stride by ``stride_factor``. Settings are checked at the call."""
     from any4d.data import build_dataset, load_mixture
 
+    stride = regime_stride(regime, stride_factor)
     mixture = load_mixture(path)
     clip = mixture.clip
-    if regime == "sparse":
-        clip = dataclasses.replace(clip, stride=clip.stride * sparse_stride)
-    for entry in mixture.role("eval"):
-        dataset = build_dataset(entry, clip, split="all")
-        for index in range(min(count, len(dataset))):
-            yield entry.name, f"clip_{index:04d}", dataset[index]
+    if stride > 1:
+        clip = dataclasses.replace(clip, stride=clip.stride * stride)
+
+    def clips():
+        for entry in mixture.role("eval"):
+            dataset = build_dataset(entry, clip, split="all")
+            for index in range(min(count, len(dataset))):
+                yield entry.name, f"clip_{index:04d}", dataset[index]
+
+    return clips()
 
 
 def run_benchmark(
@@ -102,39 +241,60 @@ def run_benchmark(
     task: str,
     out: str | Path,
     *,
+    regime: str = "dense",
+    stride_factor: int | None = None,
     candidates: int = 1,
     select: str = "best",
     steps: int | None = None,
     seed: int = 0,
     progress: bool = True,
     depth_range: tuple[float, float] | None = None,
+    depth_protocol: str = "geo4d",
 ) -> BenchmarkTable:
-    """Run ``task`` on every (dataset, clip name, truth) and write the outputs (module doc).
-    depth_range: (near, far) in the clips' units — adds interpolation's plane-sweep baseline."""
-    if task not in TASKS:
-        raise ValueError(f"task={task!r} (expected one of {TASKS})")
+    """Run ``task`` under ``regime`` on every (dataset, clip name, truth) and write the outputs
+    (module doc). stride_factor: only recorded here — the clips must already be sampled with it
+    (``synthetic_clips`` / ``mixture_clips`` with the same regime and factor). depth_range:
+    (near, far) in the clips' units — adds interpolation's plane-sweep baseline. depth_protocol:
+    geometry's depth protocol (``any4d.eval.PROTOCOLS``)."""
+    mask = regime_mask(task, regime)
+    stride = regime_stride(regime, stride_factor)
+    if depth_protocol not in PROTOCOLS:
+        raise ValueError(f"depth_protocol={depth_protocol!r} (expected one of {PROTOCOLS})")
     if depth_range is not None:  # checked before the first clip, by the sweep's own check
         try:
             inverse_depth_planes(*depth_range, 2)
         except ValueError as error:
             raise ValueError(f"depth_range={tuple(depth_range)}: {error}") from None
+    settings = {
+        "regime": regime,
+        "mask": REGIMES[regime][task],
+        "observed": mask_spec(mask),
+        "stride_factor": stride,
+        "description": describe(task, regime, mask, stride),
+    }
+    if task == "geometry":
+        settings["depth_protocol"] = depth_protocol
     out = Path(out)
     totals: dict[tuple[str, str], dict[str, list[float]]] = {}
     failed: dict[str, dict[str, str]] = {}
     for dataset, name, truth in clips:
-        record = {"dataset": dataset, "clip": name, "task": task}
+        frames = truth.num_frames
+        record = {"dataset": dataset, "clip": name, "task": task, "regime": regime,
+                  "mask": settings["mask"], "stride_factor": stride, "frames": frames,
+                  "observed": observed_frames(mask, frames),
+                  "scored_frames": scored_frames(task, frames)}  # fmt: skip
         try:
-            result = pipe(pipe.observed(truth, task), task=task, steps=steps,
+            result = pipe(model_input(pipe, truth, mask), task=mask, steps=steps,
                           candidates=candidates, select=select, seed=seed,
                           progress=progress)  # fmt: skip
-            ours = task_scores(task, result.scene, truth)
+            ours = task_scores(task, result.scene, truth, depth_protocol)
             if result.failures:
                 record["failures"] = result.failures
         except ValueError as error:
             failed.setdefault(dataset, {})[name] = str(error)
             record["error"] = str(error)
             ours = None
-        baselines = task_baselines(task, truth, depth_range)
+        baselines = task_baselines(task, truth, depth_range)  # from the whole true clip
         record["ours"], record["baselines"] = ours, baselines
         path = out / "clips" / dataset / f"{name}.json"
         path.parent.mkdir(parents=True, exist_ok=True)
@@ -151,13 +311,14 @@ def run_benchmark(
         bucket = totals[key]
         counts[key] = len(bucket.pop("__clips__"))
         rows[key] = {c: (sum(v) / len(v) if v else None) for c, v in bucket.items()}
-    table = BenchmarkTable(task, rows, counts, failed)
+    table = BenchmarkTable(task, rows, counts, failed, settings)
     out.mkdir(parents=True, exist_ok=True)
     (out / "table.md").write_text(table.markdown())
+    (out / "table.json").write_text(json.dumps(table.as_dict(), indent=2))
     with (out / "table.csv").open("w", newline="") as f:
         writer = csv.writer(f)
-        writer.writerow(["dataset", "method", "clips", *COLUMNS[task]])
+        writer.writerow(["dataset", "method", "clips", *COLUMNS[task], "task", "regime"])
         for (dataset, method), row in rows.items():
             writer.writerow([dataset, method, counts[(dataset, method)],
-                             *[row.get(c) for c in COLUMNS[task]]])  # fmt: skip
+                             *[row.get(c) for c in COLUMNS[task]], task, regime])  # fmt: skip
     return table

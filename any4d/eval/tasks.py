@@ -62,7 +62,8 @@ def _pose(pred_c2w: Tensor, truth_c2w: Tensor) -> dict[str, float]:
 
 
 def geometry_scores(pred: Scene, truth: Scene, protocol: str = "geo4d") -> dict[str, float]:
-    """Depth and pose of ``pred`` against ``truth`` (both Scenes of the same T, H, W)."""
+    """Depth (under ``protocol``, ``depth_metrics``' names) and pose of ``pred`` against
+    ``truth``, both Scenes of the same T, H, W, over every frame."""
     scores = {}
     if pred.depth is not None:
         scores.update(_depth(pred.depth, truth, protocol))
@@ -134,9 +135,12 @@ def interpolation_baselines(
     return baselines
 
 
-def task_scores(task: str, pred: Scene, truth: Scene) -> dict[str, float]:
+def task_scores(
+    task: str, pred: Scene, truth: Scene, depth_protocol: str = "geo4d"
+) -> dict[str, float]:
+    """The scores of ``task``; depth_protocol: geometry's (``depth_metrics``' protocols)."""
     if task == "geometry":
-        return geometry_scores(pred, truth)
+        return geometry_scores(pred, truth, depth_protocol)
     if task == "interpolate":
         return interpolation_scores(pred, truth)
     raise ValueError(f"task={task!r} (expected one of {TASKS})")

@@ -3,9 +3,9 @@
 A concrete tokenizer only says how RGB-like videos become latents and back (``encode_images`` /
 ``decode_images``) and its strides; everything else is here:
 
-* normalisation — each clip is expressed relative to its first camera and divided by its clip
-  scale ``s`` (``ClipFrame``); a clip without cameras keeps an identity reference, with
-  ``s`` = the median valid depth, or 1 without depth either;
+* normalisation — each clip is expressed relative to its first camera (a clip without cameras
+  keeps an identity reference) and divided by its clip scale ``s`` (``ClipFrame``), which
+  follows DESIGN §1's rule for what the clip observes (``Observed``; ``fit_frames``);
 * depth → ``D̃`` replicated to 3 channels, so it passes an RGB image codec;
 * rays — never through the codec: Plücker rays of the normalised cameras at the latent grid's
   pixel centres, packed in time (``any4d.tokenize.rays``);

@@ -1,17 +1,15 @@
-"""Task scores and their baselines; the benchmark runner's outputs."""
+"""Task scores and their baselines (the runner: test_runner.py)."""
 
 from __future__ import annotations
 
-import csv
 import dataclasses
-import json
 import math
 
 import pytest
 import torch
 
 from any4d.data.synthetic import render_clip
-from any4d.eval.runner import run_benchmark
+from any4d.eval.depth_metrics import depth_metrics
 from any4d.eval.tasks import (
     constant_velocity_ate,
     cross_fade,
@@ -37,6 +35,39 @@ def test_perfect_geometry_scores_zero_and_beats_every_baseline():
     assert floors["static camera"]["ate"] > 0 and floors["constant velocity"]["ate"] >= 0
 
 
+def test_geometry_scores_use_the_named_depth_protocol():
+    scene = truth(4)
+    pred = dataclasses.replace(scene, depth=2.0 * scene.depth + 0.5)  # right up to scale + shift
+    assert geometry_scores(pred, scene)["abs_rel"] < 1e-6  # default: Geo4D's L1 scale + shift
+    assert geometry_scores(pred, scene, "geo4d")["abs_rel"] < 1e-6
+    scale_only = geometry_scores(pred, scene, "scale")["abs_rel"]
+    metric = geometry_scores(pred, scene, "none")["abs_rel"]
+    expected = depth_metrics(pred.depth, scene.depth, protocol="none")["abs_rel"]
+    assert metric == pytest.approx(expected) and metric > 1.0  # unaligned: 2·D + 0.5 vs D
+    assert 1e-3 < scale_only < metric  # a scale absorbs the 2, not the shift
+
+
+def test_the_constant_depth_baseline_is_the_median_of_the_valid_true_depth():
+    # Skewed depth with invalid pixels: the mean of the valid depth (≈ 4.5 m), its median
+    # (≈ 1.3 m) and the median of every pixel, zeros included (≈ 1.2 m), all differ.
+    scene = truth(5)
+    depth = torch.zeros_like(scene.depth)  # (T, 1, 24, 32); columns 26 … 31 stay invalid
+    depth[..., :16] = torch.linspace(0.5, 1.5, 16)  # near, graded
+    depth[..., 16:26] = 10.0  # far
+    scene = dataclasses.replace(scene, depth=depth)
+    valid = depth[depth > 0]
+    floor = geometry_baselines(scene)["constant depth"]
+
+    def constant(value):
+        metrics = depth_metrics(torch.full_like(depth, float(value)), depth, valid=depth > 0,
+                                protocol="none")  # fmt: skip
+        return {k: metrics[k] for k in ("abs_rel", "rmse", "delta1")}
+
+    assert floor == pytest.approx(constant(valid.median()))
+    assert floor["abs_rel"] < constant(valid.mean())["abs_rel"] - 0.5
+    assert floor["rmse"] != pytest.approx(constant(depth.median())["rmse"])
+
+
 def test_static_and_constant_velocity_ate_are_their_definitions():
     c2w = torch.eye(4, dtype=torch.float64).repeat(4, 1, 1)
     c2w[:, 0, 3] = torch.tensor([0.0, 1.0, 2.0, 3.0])
@@ -53,38 +84,6 @@ def test_cross_fade_is_the_baseline_interpolation():
     assert torch.allclose(fade[2], (scene.rgb[0] + scene.rgb[-1]) / 2)
     same = interpolation_scores(dataclasses.replace(scene, rgb=fade), scene)
     assert same == interpolation_baselines(scene)["cross-fade"]
-
-
-class Perfect:
-    """A stand-in pipeline that returns the truth it is asked about (and fails on one clip)."""
-
-    defaults = {"num_frames": 5, "height": 24, "width": 32}
-
-    def __init__(self, scenes):
-        self.scenes = scenes
-
-    def observed(self, scene, task):
-        return scene
-
-    def __call__(self, scene, task, **kwargs):
-        if scene is self.scenes[-1]:
-            raise ValueError("rays determine no camera")
-        return type("R", (), {"scene": scene, "failures": []})()
-
-
-def test_runner_writes_clips_tables_and_counts_failures(tmp_path):
-    scenes = [truth(s) for s in range(3)]
-    clips = [("synthetic", f"clip_{i}", s) for i, s in enumerate(scenes)]
-    table = run_benchmark(Perfect(scenes), clips, "geometry", tmp_path, progress=False)
-    assert table.counts[("synthetic", "any4d")] == 2
-    assert table.counts[("synthetic", "static camera")] == 3
-    assert table.failed == {"synthetic": {"clip_2": "rays determine no camera"}}
-    assert table.rows[("synthetic", "any4d")]["abs_rel"] < 1e-6
-    record = json.loads((tmp_path / "clips" / "synthetic" / "clip_2.json").read_text())
-    assert record["error"] == "rays determine no camera" and record["ours"] is None
-    rows = list(csv.reader((tmp_path / "table.csv").open()))
-    assert rows[0][:3] == ["dataset", "method", "clips"] and rows[1][1] == "any4d"
-    assert "failed: synthetic/clip_2" in (tmp_path / "table.md").read_text()
 
 
 def test_cameras_of_a_perfect_prediction_in_another_frame_still_score_zero():
@@ -135,9 +134,3 @@ def test_the_plane_sweep_baseline_needs_a_depth_range_and_every_camera():
     assert "plane sweep" not in mask_baselines(some_rays, clip, near_far)
     with pytest.raises(ValueError, match="needs the scene's cameras"):
         plane_sweep_frames(dataclasses.replace(clip, cameras=None), near_far)
-
-
-def test_run_benchmark_checks_the_depth_range_first(tmp_path):
-    for bad in ((2.0, 1.0), (0.0, 1.0), (1.0, math.inf)):
-        with pytest.raises(ValueError, match=r"depth_range=.*expected 0 < near < far"):
-            run_benchmark(None, [], "interpolate", tmp_path, depth_range=bad)
