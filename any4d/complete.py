@@ -103,7 +103,7 @@ def complete(
     pipe.check_task(clip, task)
     result = pipe(clip, task=task, steps=steps, guidance=guidance, candidates=candidates,
                   select=select, seed=seed, prompt=prompt, progress=progress)  # fmt: skip
-    scene = result.scene
+    scene, skew = without_skew(result.scene)
 
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
@@ -147,6 +147,7 @@ def complete(
         "scores": None if result.scores is None else result.scores.tolist(),
         "best": result.best,
         "failures": result.failures,
+        "skew_removed_px": skew,
         "units": result.units,
         "depth_units": {
             "depth": "the input's units (the scale of its observed depth)",
@@ -155,3 +156,23 @@ def complete(
     }  # fmt: skip
     (out / "result.json").write_text(json.dumps(record, indent=2))
     return out
+
+
+def without_skew(scene: Scene) -> tuple[Scene, float]:
+    """The scene with the nearest zero-skew intrinsics (``K[0, 1] = 0``) and the largest skew
+    removed, in pixels (0.0 when there was none). Cameras recovered from predicted rays have a
+    general upper-triangular K; COLMAP's PINHOLE, nerfstudio and our own exports hold none."""
+    import dataclasses
+
+    from any4d.geometry import Cameras
+
+    if scene.cameras is None:
+        return scene, 0.0
+    K = scene.cameras.K
+    skew = float(K[..., 0, 1].abs().max())
+    if skew == 0.0:
+        return scene, 0.0
+    K = K.clone()
+    K[..., 0, 1] = 0.0
+    cameras = Cameras.unchecked(K, scene.cameras.c2w)
+    return dataclasses.replace(scene, cameras=cameras), skew

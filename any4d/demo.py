@@ -21,6 +21,8 @@ posterior mean, which a single sample is not. The floors, checked on every ``any
   true depth within [0.8, 1.25] for ``depth``, ``interpolate`` and ``extrapolate`` (they observe
   cameras: depth must come back in metres), and the camera path length within [0.8, 1.25] of
   the truth's for ``depth_to_video`` (it observes depth: cameras must come back in metres).
+  Scale columns are shown only where the task observes a scale (``Completion.units``); averaged
+  over clips geometrically.
 
 Writes ``<out>/<preset>.png`` and ``<out>/<preset>.mp4`` (the truth above the completion: RGB,
 depth, rays), ``<out>/geometry_cameras.png`` (predicted vs true cameras, aligned),
@@ -106,8 +108,10 @@ def score_preset(pipe, preset: str, clips, steps: int | None = None, seed: int =
         result = pipe(pipe.observed(truth, preset), task=preset, steps=steps, seed=seed,
                       candidates=candidates, select="mean", progress=progress,
                       **options)  # fmt: skip
-        ours.append({**mask_scores(PRESETS[preset], result.scene, truth),
-                     **scale_scores(PRESETS[preset], result.scene, truth)})  # fmt: skip
+        scores = mask_scores(PRESETS[preset], result.scene, truth)
+        if result.units != "relative":  # in relative units the scale is not the input's
+            scores.update(scale_scores(PRESETS[preset], result.scene, truth))
+        ours.append(scores)
         floors.append(mask_baselines(PRESETS[preset], truth, depth_range))
         if index == 0:
             first = (truth, result)

@@ -3,6 +3,7 @@ inputs are clear errors."""
 
 from __future__ import annotations
 
+import dataclasses
 import json
 
 import numpy as np
@@ -13,6 +14,7 @@ from PIL import Image
 from any4d.cli import main
 from any4d.data import Scene
 from any4d.data.synthetic import render_clip
+from any4d.geometry import Cameras
 from any4d.model import Any4DTransformer, preset
 from any4d.pipeline import Any4DPipeline
 from any4d.tokenize import PixelTokenizer
@@ -128,3 +130,18 @@ def test_bad_inputs_are_clear_errors(tmp_path, video, checkpoint, capsys, args, 
                    "--out", str(tmp_path / "out"), "--no-progress"])  # fmt: skip
     assert status == 1
     assert message in capsys.readouterr().err
+
+
+def test_predicted_skew_is_removed_for_the_exports_and_reported():
+    from any4d.complete import without_skew
+
+    scene = render_clip(1, num_frames=3, height=16, width=16)
+    same, skew = without_skew(scene)
+    assert same is scene and skew == 0.0
+    K = scene.cameras.K.clone()
+    K[1, 0, 1] = -2.5
+    skewed = dataclasses.replace(scene, cameras=Cameras.unchecked(K, scene.cameras.c2w))
+    fixed, skew = without_skew(skewed)
+    assert skew == 2.5 and (fixed.cameras.K[..., 0, 1] == 0).all()
+    assert torch.equal(fixed.cameras.K[..., 1:, :], K[..., 1:, :])
+    assert torch.equal(fixed.cameras.c2w, scene.cameras.c2w)
