@@ -140,6 +140,21 @@ def observed_scale(
              training's relative units; None at inference.
     Returns (a 0-d scale, one of ``UNITS``). Never NaN: the last fallback is 1.
     """
+    found = _scale_of(depth, cameras, seconds)
+    if found is not None:
+        return found
+    found = _scale_of(target_depth, target_cameras, target_seconds)
+    if found is not None:
+        return found[0], "relative"
+    like = next((x for x in (depth, target_depth) if x is not None), None)
+    if like is None:
+        like = next((c.c2w for c in (cameras, target_cameras) if c is not None), torch.ones(()))
+    return torch.ones((), dtype=like.dtype, device=like.device), "relative"
+
+
+def _scale_of(depth: Tensor | None, cameras: Cameras | None, seconds) -> tuple[Tensor, str] | None:
+    """The median of ``depth``'s valid values ("depth"), else the camera rule on ``cameras``
+    ("cameras"); None when neither is given or fixes a scale."""
     if depth is not None:
         median = median_depth(depth[None])[0]
         if not torch.isnan(median):
@@ -148,18 +163,7 @@ def observed_scale(
         by_cameras = camera_scale(cameras, seconds)
         if not torch.isnan(by_cameras):
             return by_cameras, "cameras"
-    if target_depth is not None:
-        median = median_depth(target_depth[None])[0]
-        if not torch.isnan(median):
-            return median, "relative"
-    if target_cameras is not None:
-        by_cameras = camera_scale(target_cameras, target_seconds)
-        if not torch.isnan(by_cameras):
-            return by_cameras, "relative"
-    like = next((x for x in (depth, target_depth) if x is not None), None)
-    if like is None:
-        like = next((c.c2w for c in (cameras, target_cameras) if c is not None), torch.ones(()))
-    return torch.ones((), dtype=like.dtype, device=like.device), "relative"
+    return None
 
 
 @dataclass(frozen=True, eq=False)

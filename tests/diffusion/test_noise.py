@@ -88,13 +88,18 @@ def test_times_follow_states_and_history_stays_below_targets():
     assert abs(float(t["depth"].median()) - 0.75) < 0.05
 
 
-def test_shared_target_levels_are_one_level_per_sample_for_the_drawn_fraction():
-    b, frames = 512, 4
-    states = {
-        "rgb": torch.tensor([State.CLEAN, State.TARGET, State.TARGET, State.CLEAN]).repeat(b, 1),
-        "depth": torch.full((b, frames), State.TARGET, dtype=torch.uint8),
-        "ray_d": torch.full((b, frames), State.ABSENT, dtype=torch.uint8),
+def _context_and_targets(batch: int, rays: State) -> dict[str, torch.Tensor]:
+    """RGB clean at frames 0 and 3 (targets between), depth all targets, rays all ``rays``."""
+    rgb = torch.tensor([State.CLEAN, State.TARGET, State.TARGET, State.CLEAN])
+    return {
+        "rgb": rgb.repeat(batch, 1),
+        "depth": torch.full((batch, 4), State.TARGET, dtype=torch.uint8),
+        "ray_d": torch.full((batch, 4), rays, dtype=torch.uint8),
     }
+
+
+def test_shared_target_levels_are_one_level_per_sample_for_the_drawn_fraction():
+    states = _context_and_targets(512, rays=State.ABSENT)
 
     def targets(config, seed=5):
         t = sample_times(states, config, torch.Generator().manual_seed(seed))
@@ -116,12 +121,7 @@ def test_shared_target_levels_are_one_level_per_sample_for_the_drawn_fraction():
 
 
 def test_a_dropped_context_is_pure_noise_as_the_unguided_branch_sees_it():
-    b, frames = 512, 4
-    states = {
-        "rgb": torch.tensor([State.CLEAN, State.TARGET, State.TARGET, State.CLEAN]).repeat(b, 1),
-        "depth": torch.full((b, frames), State.TARGET, dtype=torch.uint8),
-        "ray_d": torch.full((b, frames), State.CLEAN, dtype=torch.uint8),
-    }
+    states = _context_and_targets(512, rays=State.CLEAN)
     kept = sample_times(
         states, NoiseConfig(context_drop_prob=0.0), torch.Generator().manual_seed(7)
     )
