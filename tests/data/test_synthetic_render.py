@@ -189,10 +189,11 @@ def test_a_dynamic_world_changes_over_time_seen_from_a_fixed_camera():
 
 
 def test_a_static_world_renders_identically_at_every_time():
+    """One frame per call: within a batch, a multi-threaded reduction may round two identical
+    rows differently in the last bit (seen with 2 threads), which says nothing about the world."""
     spec = sample_clip(2, num_frames=5, height=12, width=16, dynamic=False)
-    same_camera = spec.cameras[[0, 0]]
-    rgb, depth = render(spec.world, same_camera, spec.times[[0, -1]], 12, 16)
-    assert torch.equal(rgb[0], rgb[1]) and torch.equal(depth[0], depth[1])
+    first, last = (render(spec.world, spec.cameras[[0]], spec.times[[i]], 12, 16) for i in (0, -1))
+    assert torch.equal(first[0], last[0]) and torch.equal(first[1], last[1])
 
 
 def test_render_rejects_mismatched_times():
