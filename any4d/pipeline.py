@@ -35,12 +35,10 @@ from any4d.diffusion.search import SELECTS
 from any4d.geometry import Cameras
 from any4d.model import Any4DTransformer
 from any4d.model.checkpoint import atomic_write, read_json_object
-from any4d.tokenize.batch import Observed
+from any4d.tokenize.batch import STREAM_MODALITY, Observed
 
 PIPELINE_FILE = "pipeline.json"
 FORMAT = "any4d.pipeline"
-# Mask stream → the Scene modality an observed (clean) group needs.
-_NEEDS = {"rgb": "rgb", "depth": "depth", "ray_d": "cameras", "ray_m": "cameras"}
 
 
 @dataclass(frozen=True, eq=False)
@@ -201,7 +199,7 @@ class Any4DPipeline:
         """The task as a ``Mask``; an error when it observes what the scene does not have."""
         mask = Mask.parse(task)
         for stream in mask.clean:
-            need = _NEEDS[stream]
+            need = STREAM_MODALITY[stream]
             if need != "rgb" and getattr(scene, need) is None:
                 raise ValueError(
                     f"task {str(task)!r} observes {stream} (needs the scene's {need}) but the "
@@ -252,8 +250,7 @@ class Any4DPipeline:
         steps = steps or int(self.defaults.get("steps", 40))
         device = self.device
         scene = self.observed(scene, mask).to(device)
-        observed = Observed(depth=mask.clean_frames("depth", scene.num_frames),
-                            cameras=mask.clean_frames("ray_d", scene.num_frames))  # fmt: skip
+        observed = Observed.of(mask, scene.num_frames)
         _check_observed_depth(scene, observed.depth, task)
         layout = Layout.for_stride(scene.num_frames, self.tokenizer.temporal_stride)
         clip = self.tokenizer.encode(scene, context_frames=mask.context_frames(layout),

@@ -17,7 +17,7 @@ import argparse
 import torch
 
 from any4d.data import SyntheticClips, SyntheticConfig
-from any4d.geometry import CAMERA_SECONDS, median_depth
+from any4d.geometry import CAMERA_SECONDS, median_depth, path_length
 from any4d.geometry.normalize import STATIC_EXTENT
 
 SHAPES = ((5, 4.0), (5, 10.0), (49, 10.0))  # (frames, fps): the demo's, and the paper's length
@@ -31,8 +31,7 @@ def ratios(num_frames: int, fps: float, clips: int) -> tuple[torch.Tensor, list[
     values, kinds = [], []
     for index in range(clips):
         scene = data[index]
-        centers = scene.cameras.centers.double()
-        path = (centers[1:] - centers[:-1]).norm(dim=-1).sum()
+        path = path_length(scene.cameras.to(dtype=torch.float64))
         if path < STATIC_EXTENT:
             continue
         speed = path / ((num_frames - 1) / fps)

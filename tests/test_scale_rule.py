@@ -44,11 +44,6 @@ def truth():
     return render_clip(4, num_frames=5, height=16, width=16, fps=4.0)
 
 
-def observed_of(name: str, num_frames: int) -> Observed:
-    mask = PRESETS[name]
-    return Observed(mask.clean_frames("depth", num_frames), mask.clean_frames("ray_d", num_frames))
-
-
 @pytest.mark.parametrize("name", sorted(PRESETS))
 def test_the_trainer_and_the_pipeline_give_a_pattern_the_same_scale(pipe, truth, name):
     tokenizer = Recording(2)
@@ -91,7 +86,8 @@ def test_the_pipeline_feeds_only_what_the_task_observes(pipe, truth):
 @pytest.mark.parametrize("name", sorted(PRESETS))
 def test_encoding_and_decoding_the_truth_returns_the_input_units(truth, name, targets):
     tokenizer = PixelTokenizer(2)
-    clip = tokenizer.encode(truth, observed=observed_of(name, truth.num_frames), targets=targets)
+    observed = Observed.of(PRESETS[name], truth.num_frames)
+    clip = tokenizer.encode(truth, observed=observed, targets=targets)
     back = tokenizer.decode(clip)[0]
     torch.testing.assert_close(back.depth, truth.depth, rtol=1e-4, atol=1e-4)
     torch.testing.assert_close(back.cameras.c2w, truth.cameras.c2w, rtol=1e-3, atol=1e-3)

@@ -19,7 +19,7 @@ from torch import Tensor
 
 from any4d.data import Scene
 from any4d.diffusion import Mask
-from any4d.geometry import Cameras
+from any4d.geometry import Cameras, path_length
 
 
 def depth_scale(predicted: Tensor, truth: Tensor) -> float | None:
@@ -38,12 +38,6 @@ def depth_scale(predicted: Tensor, truth: Tensor) -> float | None:
     return float(predicted[valid].double().median() / truth[valid].double().median())
 
 
-def path_length(cameras: Cameras) -> Tensor:
-    """(...) summed distance between consecutive camera centres of cameras (..., T)."""
-    centers = cameras.centers
-    return (centers[..., 1:, :] - centers[..., :-1, :]).norm(dim=-1).sum(-1)
-
-
 def path_scale(predicted: Cameras, truth: Cameras) -> float | None:
     """Predicted / true camera path length (batch (T,) each); None for a static true camera."""
     if predicted.shape != truth.shape:
@@ -58,14 +52,14 @@ def path_scale(predicted: Cameras, truth: Cameras) -> float | None:
 def scale_scores(mask: Mask, completion: Scene, truth: Scene) -> dict[str, float]:
     """The scale scores of what ``mask`` generates: ``depth_scale`` when it generates depth,
     ``path_scale`` when it generates cameras (and the truth has them)."""
-    frames = range(truth.num_frames)
+    frames = truth.num_frames
     scores = {}
-    generates_depth = len(mask.clean_frames("depth", truth.num_frames)) < len(frames)
+    generates_depth = len(mask.clean_frames("depth", frames)) < frames
     if generates_depth and completion.depth is not None and truth.depth is not None:
         value = depth_scale(completion.depth, truth.depth.to(completion.depth.dtype))
         if value is not None:
             scores["depth_scale"] = value
-    generates_cameras = len(mask.clean_frames("ray_d", truth.num_frames)) < len(frames)
+    generates_cameras = len(mask.clean_frames("ray_d", frames)) < frames
     if generates_cameras and completion.cameras is not None and truth.cameras is not None:
         value = path_scale(completion.cameras, truth.cameras)
         if value is not None:

@@ -16,6 +16,7 @@ from any4d.geometry.normalize import (
     median_depth,
     normalize_rays,
     observed_scale,
+    path_length,
 )
 from any4d.geometry.plane_sweep import inverse_depth_planes, plane_sweep
 from any4d.geometry.rays import pixel_grid, plucker_rays, ray_directions
@@ -31,6 +32,7 @@ __all__ = [
     "camera_scale",
     "median_depth",
     "observed_scale",
+    "path_length",
     "decode_depth",
     "denormalize_rays",
     "encode_depth",

@@ -106,6 +106,12 @@ def median_depth(depth: Tensor) -> Tensor:
     return torch.where(flat > 0, flat, torch.nan).nanmedian(dim=-1).values
 
 
+def path_length(cameras: Cameras) -> Tensor:
+    """(...) summed distance between consecutive camera centres of cameras (..., N)."""
+    centers = cameras.centers
+    return (centers[..., 1:, :] - centers[..., :-1, :]).norm(dim=-1).sum(-1)
+
+
 def camera_scale(cameras: Cameras, seconds: float | Tensor) -> Tensor:
     """The camera rule: ``CAMERA_SECONDS × path length / seconds``; NaN where static.
 
@@ -115,8 +121,7 @@ def camera_scale(cameras: Cameras, seconds: float | Tensor) -> Tensor:
     """
     if not cameras.shape:
         raise ValueError("cameras must have a time dimension (batch shape (..., N))")
-    centers = cameras.centers
-    path = (centers[..., 1:, :] - centers[..., :-1, :]).norm(dim=-1).sum(-1)  # (...)
+    path = path_length(cameras)  # (...)
     seconds = torch.as_tensor(seconds, dtype=path.dtype, device=path.device)
     moving = (path >= STATIC_EXTENT) & (seconds > 0)
     return torch.where(moving, CAMERA_SECONDS * path / seconds.clamp_min(1e-12), torch.nan)

@@ -17,6 +17,9 @@ import torch
 from any4d.data.scene import Scene
 from any4d.geometry import ClipFrame, observed_scale
 
+# Stream → the Scene modality that gives it (rays come from the cameras).
+STREAM_MODALITY = {"rgb": "rgb", "depth": "depth", "ray_d": "cameras", "ray_m": "cameras"}
+
 
 @dataclass(frozen=True)
 class Observed:
@@ -30,6 +33,12 @@ class Observed:
 
     depth: frozenset[int] = frozenset()
     cameras: frozenset[int] = frozenset()
+
+    @classmethod
+    def of(cls, mask, num_frames: int) -> Observed:
+        """What a mask (``any4d.diffusion.Mask``: anything with ``clean_frames(stream, T)``)
+        observes in a clip of ``num_frames`` frames: its clean depth and ``ray_d`` frames."""
+        return cls(mask.clean_frames("depth", num_frames), mask.clean_frames("ray_d", num_frames))
 
     @classmethod
     def everything(cls, scene: Scene) -> Observed:

@@ -26,7 +26,7 @@ from any4d.diffusion import (
     sample_times,
     target_counts,
 )
-from any4d.tokenize import Observed
+from any4d.tokenize.batch import STREAM_MODALITY, Observed
 from any4d.train.data import slot_generator
 
 
@@ -102,11 +102,7 @@ def prepare_micro_batch(
     generators = [slot_generator(seed, step, slot, "noise") for slot in slots]
     states_cpu, patterns = sample_patterns(layout, _available(scenes, streams), noise, generators)
     # The clip scale follows what the drawn pattern observes, as it will at inference.
-    observed = [
-        Observed(depth=PRESETS[p].clean_frames("depth", num_frames),
-                 cameras=PRESETS[p].clean_frames("ray_d", num_frames))
-        for p in patterns
-    ]  # fmt: skip
+    observed = [Observed.of(PRESETS[p], num_frames) for p in patterns]
     clip = tokenizer.encode(list(scenes), context_frames=context, observed=observed, targets=True)
     if clip.pixel_frames != layout.pixel_frames:
         raise ValueError(
@@ -154,10 +150,11 @@ def prepare_micro_batch(
 
 def _available(scenes: Sequence[Scene], streams: Sequence[str]) -> dict[str, Tensor]:
     """Stream → (B,) bool: which scenes have ground truth for it (rays need cameras)."""
-    need = {"rgb": "rgb", "depth": "depth", "ray_d": "cameras", "ray_m": "cameras"}
-    return {
-        s: torch.tensor([getattr(scene, need[s]) is not None for scene in scenes]) for s in streams
-    }
+
+    def has(scene: Scene, stream: str) -> bool:
+        return getattr(scene, STREAM_MODALITY[stream]) is not None
+
+    return {s: torch.tensor([has(scene, s) for scene in scenes]) for s in streams}
 
 
 def loader_preparation(
