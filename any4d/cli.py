@@ -15,34 +15,51 @@ Heavy modules (torch, the synthetic world) are imported inside each handler so t
 from __future__ import annotations
 
 import argparse
+import math
 import os
 import sys
 from collections.abc import Sequence
 
 TRAJECTORIES = ("orbit", "dolly", "pan", "random")
-SELECTS = ("best", "mean")  # any4d.diffusion.search.SELECTS, without importing torch
+# any4d.diffusion's SELECTS and SOLVERS, without importing torch (a test holds them equal).
+SELECTS = ("best", "mean")
+SOLVERS = ("unipc", "euler")
 
 
-def _positive_int(text: str) -> int:
-    """argparse type: an integer ≥ 1, with a message naming the value on anything else."""
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not an integer") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"{value} is not ≥ 1")
-    return value
+def _checked(convert, accept, requirement: str):
+    """An argparse type: ``convert(text)`` when it is ``accept``ed, else a message that names
+    the value and the ``requirement``."""
+    noun = "an integer" if convert is int else "a number"
+
+    def parse(text: str):
+        try:
+            value = convert(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{text!r} is not {noun}") from None
+        if not accept(value):
+            raise argparse.ArgumentTypeError(f"{value} is not {requirement}")
+        return value
+
+    return parse
 
 
-def _positive_float(text: str) -> float:
-    """argparse type: a finite number > 0, with a message naming the value on anything else."""
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
-    if not 0 < value < float("inf"):
-        raise argparse.ArgumentTypeError(f"{value} is not a finite number > 0")
-    return value
+_positive_int = _checked(int, lambda v: v >= 1, "≥ 1")
+_positive_float = _checked(float, lambda v: 0 < v < math.inf, "a finite number > 0")
+_finite_float = _checked(float, math.isfinite, "a finite number")
+
+
+def _sampler(args: argparse.Namespace) -> dict:
+    """The sampler settings given on the command line: changes to the checkpoint's."""
+    given = {"steps": args.steps, "solver": args.solver, "guidance": args.guidance}
+    return {k: v for k, v in given.items() if v is not None}
+
+
+def _search(args: argparse.Namespace):
+    """The search settings given on the command line (``SearchConfig``'s defaults otherwise)."""
+    from any4d.diffusion import SearchConfig
+
+    given = {"candidates": args.candidates, "select": args.select}
+    return SearchConfig(**{k: v for k, v in given.items() if v is not None})
 
 
 def _render(args: argparse.Namespace) -> int:
@@ -82,11 +99,17 @@ def _train(args: argparse.Namespace) -> int:
 def _demo(args: argparse.Namespace) -> int:
     from any4d.demo import markdown, run_demo
 
-    results = run_demo(args.checkpoint, args.out, scenes=args.scenes, steps=args.steps,
-                       seed=args.seed, progress=False, candidates=args.candidates)  # fmt: skip
+    results = run_demo(
+        args.checkpoint,
+        args.out,
+        scenes=args.scenes,
+        sampler=_sampler(args),
+        seed=args.seed,
+        candidates=args.candidates,
+    )
     print(markdown(results))
-    print(f"wrote {args.out}/table.md, results.json and one picture per task "
-          f"({results['seconds']:.0f} s)")  # fmt: skip
+    seconds = results["seconds"]
+    print(f"wrote {args.out}/table.md, results.json and one picture per task ({seconds:.0f} s)")
     return 0
 
 
@@ -94,14 +117,25 @@ def _complete(args: argparse.Namespace) -> int:
     from any4d.complete import complete
 
     out = complete(
-        args.input, task=args.task, out=args.out, checkpoint=args.checkpoint,
-        cameras=args.cameras, intrinsics=args.intrinsics, depth=args.depth,
-        depth_scale=args.depth_scale, start=args.start, stride=args.stride, steps=args.steps,
-        guidance=args.guidance, candidates=args.candidates, select=args.select, seed=args.seed,
-        prompt=args.prompt, text_encoder=args.text_encoder, progress=not args.no_progress,
-    )  # fmt: skip
-    print(f"wrote {out}: scene.safetensors, grid.png, frames/, depth/, cameras/, points.ply, "
-          "result.json")  # fmt: skip
+        args.input,
+        task=args.task,
+        out=args.out,
+        checkpoint=args.checkpoint,
+        cameras=args.cameras,
+        intrinsics=args.intrinsics,
+        depth=args.depth,
+        depth_scale=args.depth_scale,
+        start=args.start,
+        stride=args.stride,
+        sampler=_sampler(args),
+        search=_search(args),
+        seed=args.seed,
+        prompt=args.prompt,
+        text_encoder=args.text_encoder,
+        progress=not args.no_progress,
+    )
+    outputs = "scene.safetensors, grid.png, frames/, depth/, cameras/, points.ply, result.json"
+    print(f"wrote {out}: {outputs}")
     return 0
 
 
@@ -112,8 +146,13 @@ def _view(args: argparse.Namespace) -> int:
     from any4d.viz.viewer import show_scene
 
     reference = None if args.reference is None else Scene.load(args.reference)
-    server = show_scene(Scene.load(args.scene), reference=reference, port=args.port,
-                        host=args.host, point_stride=args.point_stride)  # fmt: skip
+    server = show_scene(
+        Scene.load(args.scene),
+        reference=reference,
+        port=args.port,
+        host=args.host,
+        point_stride=args.point_stride,
+    )
     print(f"viewer at http://{args.host}:{server.get_port()} (Ctrl-C to stop)")
     try:
         while True:
@@ -139,15 +178,26 @@ def _eval(args: argparse.Namespace) -> int:
     from any4d.pipeline import Any4DPipeline
 
     regime_mask(args.task, args.regime)  # e.g. --regime sparse with --task interpolate
+    search = _search(args)
     pipe = Any4DPipeline.from_pretrained(args.checkpoint)
+    sampler = pipe.sampler_config(_sampler(args))
     if args.data == "synthetic":
         clips = synthetic_clips(pipe, args.clips, args.regime, args.stride_factor)
     else:
         clips = mixture_clips(args.data, args.clips, args.regime, args.stride_factor)
-    table = run_benchmark(pipe, clips, args.task, args.out, regime=args.regime,
-                          stride_factor=args.stride_factor, candidates=args.candidates,
-                          select=args.select, steps=args.steps, seed=args.seed,
-                          progress=False, depth_range=args.sweep_depth)  # fmt: skip
+    table = run_benchmark(
+        pipe,
+        clips,
+        args.task,
+        args.out,
+        regime=args.regime,
+        stride_factor=args.stride_factor,
+        sampler=sampler,
+        search=search,
+        seed=args.seed,
+        progress=False,
+        depth_range=args.sweep_depth,
+    )
     print(table.markdown())
     print(f"wrote {args.out}/table.md, table.csv, table.json and clips/")
     return 0
@@ -157,11 +207,11 @@ def _run_options(
     parser: argparse.ArgumentParser,
     *,
     out: str,
-    steps: int | None,
     candidates: bool = True,
     checkpoint_required: bool = False,
 ) -> None:
-    """The options every command that runs the model shares."""
+    """The options every command that runs the model shares. Sampler and search settings default
+    to the checkpoint's (else ``SamplerConfig``'s / ``SearchConfig``'s): stated there, once."""
     parser.add_argument(
         "--checkpoint",
         required=checkpoint_required,
@@ -170,32 +220,36 @@ def _run_options(
         + ("" if checkpoint_required else " (default: the shipped demo model)"),
     )
     parser.add_argument("--out", default=out, help=f"output folder (default {out})")
-    parser.add_argument("--steps", type=_positive_int, default=steps, help="sampling steps")
+    parser.add_argument(
+        "--steps", type=_positive_int, default=None, help="sampling steps (default: the model's)"
+    )
+    parser.add_argument(
+        "--solver", choices=SOLVERS, default=None, help="ODE solver (default unipc, as Wan2.1)"
+    )
+    parser.add_argument(
+        "--guidance",
+        type=_finite_float,
+        default=None,
+        help="history guidance weight w ≥ 0 (0: off; default 2)",
+    )
     parser.add_argument("--seed", type=int, default=0, help="sampling seed (default 0)")
     if candidates:
         parser.add_argument(
             "--candidates",
             type=_positive_int,
-            default=1,
+            default=None,
             help="sample this many candidates (default 1)",
         )
         parser.add_argument(
             "--select",
             choices=SELECTS,
-            default="best",
+            default=None,
             help="with several candidates: best = the most self-consistent one (test-time "
             "search, default); mean = their mean (lower per-pixel errors, blurrier pictures)",
         )
 
 
-def build_parser() -> argparse.ArgumentParser:
-    """The ``any4d`` argument parser with one sub-parser per subcommand."""
-    parser = argparse.ArgumentParser(
-        prog="any4d",
-        description="RGB video, depth and camera pose as one 4D scene.",
-    )
-    commands = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
-
+def _add_render(commands) -> None:
     render = commands.add_parser(
         "render",
         help="render a procedural clip and save its RGB | depth | rays grid as a PNG",
@@ -234,6 +288,8 @@ def build_parser() -> argparse.ArgumentParser:
     )
     render.set_defaults(handler=_render)
 
+
+def _add_train(commands) -> None:
     training = commands.add_parser(
         "train",
         help="train the four-stream model (one process, or many under torchrun)",
@@ -253,6 +309,8 @@ def build_parser() -> argparse.ArgumentParser:
     )
     training.set_defaults(handler=_train)
 
+
+def _add_demo(commands) -> None:
     demo = commands.add_parser(
         "demo",
         help="every task on held-out procedural scenes with the shipped model: pictures + table",
@@ -260,10 +318,10 @@ def build_parser() -> argparse.ArgumentParser:
             "Complete held-out procedural clips for every task (video, geometry, depth, "
             "interpolate, extrapolate, depth_to_video, sparse_geometry) with the shipped tiny "
             "checkpoint (or --checkpoint), score each beside trivial baselines and check the "
-            "quality floors. CPU, about 70 seconds."
+            "quality floors. CPU, about 90 seconds."
         ),
     )
-    _run_options(demo, out="any4d-demo", steps=20, candidates=False)
+    _run_options(demo, out="any4d-demo", candidates=False)
     demo.add_argument("--scenes", type=_positive_int, default=6, help="held-out clips per task")
     demo.add_argument(
         "--candidates",
@@ -274,22 +332,26 @@ def build_parser() -> argparse.ArgumentParser:
     )
     demo.set_defaults(handler=_demo)
 
-    tasks = (
-        "video: generate the rest of the clip, its depth and cameras from frame 0; "
-        "geometry: depth + cameras from the video; depth: depth given the cameras; "
-        "interpolate: the frames between the first and last, given the cameras; "
-        "extrapolate: the frames after the first, given the cameras; depth_to_video: the video "
-        "from frame 0 and the depth; sparse_geometry: everything from the first and last frame; "
-        "or a mask spec such as 'rgb:0,-1 rays:all' (the clean frames per stream)"
-    )
+
+TASKS_HELP = (
+    "video: generate the rest of the clip, its depth and cameras from frame 0; "
+    "geometry: depth + cameras from the video; depth: depth given the cameras; "
+    "interpolate: the frames between the first and last, given the cameras; "
+    "extrapolate: the frames after the first, given the cameras; depth_to_video: the video "
+    "from frame 0 and the depth; sparse_geometry: everything from the first and last frame; "
+    "or a mask spec such as 'rgb:0,-1 rays:all' (the clean frames per stream)"
+)
+
+
+def _add_complete(commands) -> None:
     completing = commands.add_parser(
         "complete",
         help="run a task on your video or folder of frames and write every output",
-        description="Complete a clip of your own. Tasks — " + tasks,
+        description="Complete a clip of your own. Tasks — " + TASKS_HELP,
     )
     completing.add_argument("input", help="a video file or a folder of frames")
     completing.add_argument("--task", default="geometry", help="a task name or a mask spec")
-    _run_options(completing, out="any4d-out", steps=None)
+    _run_options(completing, out="any4d-out")
     completing.add_argument(
         "--cameras",
         default=None,
@@ -314,18 +376,21 @@ def build_parser() -> argparse.ArgumentParser:
     )
     completing.add_argument("--start", type=int, default=0, help="first frame (default 0)")
     completing.add_argument("--stride", type=_positive_int, default=1, help="frame step")
-    completing.add_argument("--guidance", type=float, default=2.0, help="history guidance w")
     completing.add_argument(
         "--prompt",
         default=None,
         help="text, for a model with text conditioning (needs --text-encoder)",
     )
-    completing.add_argument("--text-encoder", default=None,
-                            help="a local folder with umT5's text_encoder/ + tokenizer/ (e.g. the "
-                                 "Wan2.1 diffusers release)")  # fmt: skip
+    completing.add_argument(
+        "--text-encoder",
+        default=None,
+        help="a local folder with umT5's text_encoder/ + tokenizer/ (e.g. the Wan2.1 release)",
+    )
     completing.add_argument("--no-progress", action="store_true")
     completing.set_defaults(handler=_complete)
 
+
+def _add_eval(commands) -> None:
     evaluate = commands.add_parser(
         "eval",
         help="a task over a data split: per-clip JSON and a table beside trivial baselines",
@@ -335,7 +400,7 @@ def build_parser() -> argparse.ArgumentParser:
             "PSNR / SSIM of the frames between the first and last, beside a cross-fade."
         ),
     )
-    _run_options(evaluate, out="any4d-eval", steps=None, checkpoint_required=True)
+    _run_options(evaluate, out="any4d-eval", checkpoint_required=True)
     evaluate.add_argument(
         "--data", default="synthetic", help="'synthetic' (held-out procedural) or a mixture YAML"
     )
@@ -350,19 +415,30 @@ def build_parser() -> argparse.ArgumentParser:
         "interpolate, which observes no more than that already); strided = dense on frames "
         "--stride-factor apart; depth and pose are scored on every frame in each",
     )
-    evaluate.add_argument("--stride-factor", type=_positive_int, default=None, metavar="N",
-                          help="--regime strided: take frames N times further apart than the "
-                               "data's own sampling (default 4)")  # fmt: skip
+    evaluate.add_argument(
+        "--stride-factor",
+        type=_positive_int,
+        default=None,
+        metavar="N",
+        help="--regime strided: take frames N times further apart than the data's own sampling "
+        "(default 4)",
+    )
     # Renamed: kept only to say so (the old --regime sparse was today's --regime strided).
     evaluate.add_argument("--sparse-stride", default=None, help=argparse.SUPPRESS)
     evaluate.add_argument("--clips", type=_positive_int, default=8, help="clips per data set")
-    evaluate.add_argument("--sweep-depth", type=_positive_float, nargs=2, default=None,
-                          metavar=("NEAR", "FAR"),
-                          help="interpolate: also score a plane sweep (stereo from the first and "
-                               "last frame and the cameras) over these z-depths, in the data's "
-                               "units")  # fmt: skip
+    evaluate.add_argument(
+        "--sweep-depth",
+        type=_positive_float,
+        nargs=2,
+        default=None,
+        metavar=("NEAR", "FAR"),
+        help="interpolate: also score a plane sweep (stereo from the first and last frame and "
+        "the cameras) over these z-depths, in the data's units",
+    )
     evaluate.set_defaults(handler=_eval)
 
+
+def _add_view(commands) -> None:
     view = commands.add_parser(
         "view",
         help="an interactive 4D viewer of a saved scene (point clouds over time, frustums)",
@@ -374,6 +450,17 @@ def build_parser() -> argparse.ArgumentParser:
     view.add_argument("--host", default="localhost", help="0.0.0.0 to serve the network")
     view.add_argument("--point-stride", type=_positive_int, default=1, help="every n-th pixel")
     view.set_defaults(handler=_view)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The ``any4d`` argument parser with one sub-parser per subcommand."""
+    parser = argparse.ArgumentParser(
+        prog="any4d",
+        description="RGB video, depth and camera pose as one 4D scene.",
+    )
+    commands = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+    for add in (_add_render, _add_train, _add_demo, _add_complete, _add_eval, _add_view):
+        add(commands)
     return parser
 
 

@@ -20,11 +20,14 @@ from __future__ import annotations
 
 import dataclasses
 import json
+from collections.abc import Mapping
 from pathlib import Path
+from typing import Any
 
 import torch
 
 from any4d.data import Scene
+from any4d.diffusion import SamplerConfig, SearchConfig
 
 
 def take_frames(scene: Scene, start: int, stride: int, count: int) -> Scene:
@@ -64,18 +67,18 @@ def complete(
     depth_scale: float = 1000.0,
     start: int = 0,
     stride: int = 1,
-    steps: int | None = None,
-    guidance: float = 2.0,
-    candidates: int = 1,
-    select: str = "best",
+    sampler: SamplerConfig | Mapping[str, Any] | None = None,
+    search: SearchConfig | None = None,
     seed: int = 0,
     prompt: str | None = None,
     text_encoder: str | Path | None = None,
     progress: bool = True,
 ) -> Path:
     """Run ``task`` on the clip at ``path`` and write the outputs into ``out``; returns ``out``.
-    prompt / text_encoder: text for a model with text conditioning, and a local directory with
-    umT5's ``text_encoder/`` + ``tokenizer/`` (e.g. the Wan2.1 diffusers release)."""
+    sampler, search, seed: as for ``Any4DPipeline.__call__`` (a dict of sampler changes keeps the
+    checkpoint's other settings). prompt / text_encoder: text for a model with text
+    conditioning, and a local directory with umT5's ``text_encoder/`` + ``tokenizer/`` (e.g. the
+    Wan2.1 diffusers release)."""
     from any4d.data import read_user_scene, resize_and_crop
     from any4d.demo import shipped_checkpoint
     from any4d.pipeline import Any4DPipeline
@@ -93,16 +96,24 @@ def complete(
         write_ply,
     )
 
-    pipe = Any4DPipeline.from_pretrained(checkpoint or shipped_checkpoint(),
-                                         text_encoder=text_encoder)  # fmt: skip
-    source = read_user_scene(path, cameras=cameras, intrinsics=parse_intrinsics(intrinsics),
-                             depth=depth, depth_scale=depth_scale)  # fmt: skip
+    pipe = Any4DPipeline.from_pretrained(
+        checkpoint or shipped_checkpoint(), text_encoder=text_encoder
+    )
+    sampler, search = pipe.sampler_config(sampler), search or SearchConfig()
+    source = read_user_scene(
+        path,
+        cameras=cameras,
+        intrinsics=parse_intrinsics(intrinsics),
+        depth=depth,
+        depth_scale=depth_scale,
+    )
     shape = pipe.defaults
     clip = take_frames(source, start, stride, int(shape["num_frames"]))
     clip = resize_and_crop(clip, int(shape["height"]), int(shape["width"]))
     pipe.check_task(clip, task)
-    result = pipe(clip, task=task, steps=steps, guidance=guidance, candidates=candidates,
-                  select=select, seed=seed, prompt=prompt, progress=progress)  # fmt: skip
+    result = pipe(
+        clip, task=task, sampler=sampler, search=search, seed=seed, prompt=prompt, progress=progress
+    )
     scene, skew = without_skew(result.scene)
 
     out = Path(out)
@@ -125,8 +136,8 @@ def complete(
         size = (scene.height, scene.width)
         cams = out / "cameras"
         write_colmap_text(cams / "colmap", scene.cameras, size, image_names=names)
-        write_transforms_json(cams / "transforms.json", scene.cameras, size,
-                              [f"../frames/{n}" for n in names])  # fmt: skip
+        frames = [f"../frames/{n}" for n in names]
+        write_transforms_json(cams / "transforms.json", scene.cameras, size, frames)
         write_tum(
             cams / "trajectory.tum",
             scene.cameras,
@@ -138,10 +149,8 @@ def complete(
         "task": str(result.task),
         "frames": {"start": start, "stride": stride, "count": scene.num_frames},
         "size": [scene.height, scene.width],
-        "steps": steps or pipe.defaults.get("steps", 40),
-        "guidance": guidance,
-        "candidates": candidates,
-        "select": select,
+        **dataclasses.asdict(sampler),
+        **dataclasses.asdict(search),
         "seed": seed,
         "prompt": prompt,
         "scores": None if result.scores is None else result.scores.tolist(),
@@ -153,7 +162,7 @@ def complete(
             "depth": "the input's units (the scale of its observed depth)",
             "cameras": "the input's units (the scale of its observed camera path)",
         }.get(result.units, "relative (median depth about 1): the task observed no scale"),
-    }  # fmt: skip
+    }
     (out / "result.json").write_text(json.dumps(record, indent=2))
     return out
 
@@ -162,8 +171,6 @@ def without_skew(scene: Scene) -> tuple[Scene, float]:
     """The scene with the nearest zero-skew intrinsics (``K[0, 1] = 0``) and the largest skew
     removed, in pixels (0.0 when there was none). Cameras recovered from predicted rays have a
     general upper-triangular K; COLMAP's PINHOLE, nerfstudio and our own exports hold none."""
-    import dataclasses
-
     from any4d.geometry import Cameras
 
     if scene.cameras is None:

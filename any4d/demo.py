@@ -34,12 +34,14 @@ from __future__ import annotations
 import json
 import math
 import time
+from collections.abc import Mapping
 from importlib import resources
 from pathlib import Path
+from typing import Any
 
 import torch
 
-from any4d.diffusion import PRESETS
+from any4d.diffusion import PRESETS, SamplerConfig, SearchConfig
 from any4d.eval.scale import geometric_mean, scale_scores
 from any4d.eval.tasks import mask_baselines, mask_scores
 
@@ -48,9 +50,24 @@ FLOORS = {
     "interpolate": "PSNR ≥ cross-fade + 2 dB",
 }
 # Preset → the scale score that must lie in SCALE_RANGE (the input carries the units).
-SCALE_FLOORS = {"depth": "depth_scale", "interpolate": "depth_scale",
-                "extrapolate": "depth_scale", "depth_to_video": "path_scale"}  # fmt: skip
+SCALE_FLOORS = {
+    "depth": "depth_scale",
+    "interpolate": "depth_scale",
+    "extrapolate": "depth_scale",
+    "depth_to_video": "path_scale",
+}
 SCALE_RANGE = (0.8, 1.25)
+# The table's columns: depth, depth scale, cameras, camera-path scale, image quality.
+TABLE_COLUMNS = (
+    "abs_rel",
+    "delta1",
+    "depth_scale",
+    "ate",
+    "rpe_r",
+    "path_scale",
+    "psnr_pooled",
+    "ssim",
+)
 OURS = "any4d"  # the one-sample row; the mean of K samples is f"{OURS} mean of {K}"
 
 
@@ -64,8 +81,15 @@ def _mean(values):
     return sum(values) / len(values) if values else None
 
 
+def _average(metric: str, values):
+    """Scale ratios average geometrically (1.25 and 0.8 are equally far from 1); the rest
+    arithmetically."""
+    return (geometric_mean if metric.endswith("_scale") else _mean)(values)
+
+
 DEFAULT_SCENES = 6
 DEFAULT_CANDIDATES = 1  # no mean-of-K rows unless asked: K samples cost K times the time
+DEFAULT_STEPS = 20  # the demo's sampler steps, whatever the checkpoint's default
 
 
 def heldout_clips(pipe, scenes: int = DEFAULT_SCENES):
@@ -89,25 +113,34 @@ def training_depth_range(pipe, clips: int = 16) -> tuple[float, float]:
     return float(near), float(far)
 
 
-def score_preset(pipe, preset: str, clips, steps: int | None = None, seed: int = 0,
-                 progress: bool = False, candidates: int = 1,
-                 depth_range: tuple[float, float] | None = None,
-                 guidance: float | None = None) -> tuple[dict, tuple]:  # fmt: skip
+def score_preset(
+    pipe,
+    preset: str,
+    clips,
+    sampler: SamplerConfig | Mapping[str, Any] | None = None,
+    seed: int = 0,
+    progress: bool = False,
+    candidates: int = 1,
+    depth_range: tuple[float, float] | None = None,
+) -> tuple[dict, tuple]:
     """Complete every clip for ``preset`` and score only what it generates, beside the trivial
-    baselines (with ``depth_range``, interpolation's plane sweep too). candidates > 1: the mean
-    of that many samples (``select="mean"``), in the row ``f"{OURS} mean of {candidates}"``;
-    else one sample, in the row ``OURS``. guidance: history guidance w (None: the pipeline's
-    default). Returns
+    baselines (with ``depth_range``, interpolation's plane sweep too). sampler: as for the
+    pipeline (None: its own). candidates > 1: the mean of that many samples (``select="mean"``),
+    in the row ``f"{OURS} mean of {candidates}"``; else one sample, in the row ``OURS``. Returns
     ({row: {metric: mean over clips}}, (truth, completion) of the first clip) — the pair is what
     the pictures show."""
     label = OURS if candidates <= 1 else f"{OURS} mean of {candidates}"
     ours, floors, first = [], [], None
     for index in range(len(clips)):
         truth = clips[index]
-        options = {} if guidance is None else {"guidance": guidance}
-        result = pipe(pipe.observed(truth, preset), task=preset, steps=steps, seed=seed,
-                      candidates=candidates, select="mean", progress=progress,
-                      **options)  # fmt: skip
+        result = pipe(
+            pipe.observed(truth, preset),
+            task=preset,
+            sampler=sampler,
+            search=SearchConfig(candidates=candidates, select="mean"),
+            seed=seed,
+            progress=progress,
+        )
         scores = mask_scores(PRESETS[preset], result.scene, truth)
         if result.units != "relative":  # in relative units the scale is not the input's
             scores.update(scale_scores(PRESETS[preset], result.scene, truth))
@@ -116,8 +149,7 @@ def score_preset(pipe, preset: str, clips, steps: int | None = None, seed: int =
         if index == 0:
             first = (truth, result)
     keys = sorted({k for s in ours for k in s})
-    summary = {label: {k: (geometric_mean if k.endswith("_scale") else _mean)(
-        [s.get(k) for s in ours]) for k in keys}}  # fmt: skip
+    summary = {label: {k: _average(k, [s.get(k) for s in ours]) for k in keys}}
     for name in sorted({n for f in floors for n in f}):
         summary[name] = {k: _mean([f[name].get(k) for f in floors if name in f]) for k in keys}
     return summary, first
@@ -127,19 +159,23 @@ def run_demo(
     checkpoint: str | Path | None = None,
     out: str | Path = "any4d-demo",
     scenes: int = DEFAULT_SCENES,
-    steps: int | None = None,
+    sampler: SamplerConfig | Mapping[str, Any] | None = None,
     seed: int = 0,
     progress: bool = False,
     candidates: int = DEFAULT_CANDIDATES,
 ) -> dict:
     """Run every preset on ``scenes`` held-out clips; returns the results (also written).
-    steps: sampler steps (None: the pipeline's default). candidates: K of the mean-of-K rows
-    scored for the presets with floors (≤ 1: none)."""
+    sampler: as for the pipeline, but at ``DEFAULT_STEPS`` steps unless a ``SamplerConfig`` or
+    the dict of changes says otherwise. candidates: K of the mean-of-K rows scored for the
+    presets with floors (≤ 1: none)."""
     from any4d.pipeline import Any4DPipeline
     from any4d.viz import clip_grid, comparison_video, plot_cameras, save_png
 
     started = time.perf_counter()
     pipe = Any4DPipeline.from_pretrained(checkpoint or shipped_checkpoint())
+    if not isinstance(sampler, SamplerConfig):  # changes to the checkpoint's, at demo steps
+        sampler = {"steps": DEFAULT_STEPS, **(sampler or {})}
+    sampler = pipe.sampler_config(sampler)
     clips = heldout_clips(pipe, scenes)
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
@@ -147,16 +183,16 @@ def run_demo(
     results = {}
     for preset in PRESETS:
         results[preset], (truth, result) = score_preset(
-            pipe, preset, clips, steps, seed, progress, depth_range=depth_range
+            pipe, preset, clips, sampler, seed, progress, depth_range=depth_range
         )
         if preset in FLOORS and candidates > 1:
-            mean, _ = score_preset(pipe, preset, clips, steps, seed, progress, candidates)
+            mean, _ = score_preset(pipe, preset, clips, sampler, seed, progress, candidates)
             single = results[preset]
             results[preset] = {OURS: single.pop(OURS), **mean, **single}
         comparison_video({"truth": truth, preset: result.scene}, out / f"{preset}.mp4")
         if preset == "geometry" and result.scene.cameras is not None:
-            plot_cameras(out / "geometry_cameras.png", result.scene.cameras,
-                         reference=truth.cameras, align=True)  # fmt: skip
+            cameras = result.scene.cameras
+            plot_cameras(out / "geometry_cameras.png", cameras, reference=truth.cameras, align=True)
         save_png(_stack([clip_grid(truth), clip_grid(result.scene)]), out / f"{preset}.png")
     results["floors"] = check_floors(results)
     results["seconds"] = time.perf_counter() - started
@@ -202,10 +238,8 @@ def check_floors(results: dict) -> dict[str, dict[str, bool | None]]:
 
 
 def markdown(results: dict) -> str:
-    columns = ("abs_rel", "delta1", "depth_scale", "ate", "rpe_r", "path_scale", "psnr_pooled",
-               "ssim")  # fmt: skip
-    lines = ["| task | method | " + " | ".join(columns) + " |",
-             "|---|---|" + "---|" * len(columns)]  # fmt: skip
+    columns = TABLE_COLUMNS
+    lines = ["| task | method | " + " | ".join(columns) + " |", "|---|---|" + "---|" * len(columns)]
     for preset in PRESETS:
         for method, scores in results[preset].items():
             cells = ["–" if scores.get(c) is None else f"{scores[c]:.3g}" for c in columns]

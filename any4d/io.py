@@ -1,8 +1,9 @@
 """File writing and reading every package shares: atomic writes and JSON objects with clear errors.
 
 A neutral module: it imports nothing of any4d, so any package may use it. ``any4d.model`` may
-import nothing of any4d (DESIGN §7) and keeps its own copy of ``atomic_write`` and
-``read_json_object`` in ``any4d.model.checkpoint``; a test holds the two copies to one behaviour.
+import nothing of any4d (DESIGN §7) and keeps its own copy of ``default_permissions``,
+``atomic_path`` and ``read_json_object`` in ``any4d.model.checkpoint``; ``tests/test_io.py``
+holds the two copies to one behaviour.
 """
 
 from __future__ import annotations

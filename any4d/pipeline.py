@@ -1,11 +1,13 @@
 """``Any4DPipeline``: a scene in, the completed scene out — tokenizer + model + sampler + search.
 
     pipe = Any4DPipeline.from_pretrained("runs/demo/checkpoints/step_004000")
-    result = pipe(scene, task="geometry", steps=20, candidates=4, seed=0)
+    result = pipe(scene, task="geometry", sampler={"steps": 20}, search=SearchConfig(candidates=4))
     result.scene.depth, result.scene.cameras, result.scores, result.uncertainty
 
-With several ``candidates``, ``select="best"`` keeps the most self-consistent one (the paper's
-test-time search) and ``select="mean"`` their mean (``any4d.diffusion.search``).
+``sampler`` is a ``SamplerConfig`` (steps, solver, shift, history guidance), or a dict of changes
+to the pipeline's own (``pipe.sampler``: the defaults it was saved with). ``search`` is a
+``SearchConfig``: with several candidates, ``select="best"`` keeps the most self-consistent one
+(the paper's test-time search) and ``select="mean"`` their mean (``any4d.diffusion.search``).
 
 ``task`` is a preset name (``any4d.diffusion.PRESETS``) or a mask spec (``"rgb:0,-1 rays:all"``):
 what the scene observes (its clean groups) must be in the scene. Observed modalities come back
@@ -21,7 +23,9 @@ scene's world (its first camera's frame when it gives none: the first camera is 
 from __future__ import annotations
 
 import dataclasses
+import functools
 import json
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -30,11 +34,11 @@ import torch
 from torch import Tensor
 
 from any4d.data import Scene
-from any4d.diffusion import Layout, Mask, Uncertainty, sample, search
-from any4d.diffusion.search import SELECTS
+from any4d.diffusion import Latents, Layout, Mask, SamplerConfig, SearchConfig, Uncertainty
+from any4d.diffusion import search as search_candidates
 from any4d.geometry import Cameras
+from any4d.io import atomic_path, read_json_object
 from any4d.model import Any4DTransformer
-from any4d.model.checkpoint import atomic_write, read_json_object
 from any4d.tokenize.batch import STREAM_MODALITY, Observed
 
 PIPELINE_FILE = "pipeline.json"
@@ -72,11 +76,16 @@ class Any4DPipeline:
     """A tokenizer and a transformer, and the defaults they were trained with.
 
     defaults: e.g. {"num_frames": 5, "height": 32, "width": 32, "steps": 20} — the clip shape
-    the model knows (``any4d complete`` resizes inputs to it) and sampler settings.
+    the model knows (``any4d complete`` resizes inputs to it) and ``SamplerConfig`` settings.
     """
 
-    def __init__(self, model: Any4DTransformer, tokenizer, defaults: dict[str, Any] | None = None,
-                 text_encoder=None):  # fmt: skip
+    def __init__(
+        self,
+        model: Any4DTransformer,
+        tokenizer,
+        defaults: dict[str, Any] | None = None,
+        text_encoder=None,
+    ):
         channels = getattr(tokenizer, "latent_channels", None)
         if channels != model.config.in_channels:
             raise ValueError(
@@ -189,8 +198,8 @@ class Any4DPipeline:
         spec["stream_scales"] = dict(self.tokenizer.stream_scales)
         self.model.save_pretrained(directory / "model")
         meta = {"format": FORMAT, "tokenizer": spec, "defaults": self.defaults}
-        atomic_write(directory / PIPELINE_FILE,
-                     lambda tmp: Path(tmp).write_text(json.dumps(meta, indent=2)))  # fmt: skip
+        with atomic_path(directory / PIPELINE_FILE) as temporary:
+            temporary.write_text(json.dumps(meta, indent=2))
         return directory
 
     # ------------------------------------------------------------------ running
@@ -219,66 +228,86 @@ class Any4DPipeline:
             cameras=scene.cameras if "ray_d" in mask.clean else None,
         )
 
+    @property
+    def sampler(self) -> SamplerConfig:
+        """The sampler settings this pipeline was saved with (``SamplerConfig``'s otherwise)."""
+        return SamplerConfig(
+            **{k: self.defaults[k] for k in SamplerConfig.settings() if k in self.defaults}
+        )
+
+    def sampler_config(self, sampler: SamplerConfig | Mapping[str, Any] | None) -> SamplerConfig:
+        """``sampler`` as given, the pipeline's own with a dict of changes, or its own (None)."""
+        if sampler is None or isinstance(sampler, SamplerConfig):
+            return sampler or self.sampler
+        if not isinstance(sampler, Mapping):
+            raise ValueError(
+                f"sampler is a {type(sampler).__name__} (expected a SamplerConfig, a dict of "
+                "changes to the pipeline's, or None)"
+            )
+        unknown = sorted(set(sampler) - set(SamplerConfig.settings()))
+        if unknown:
+            raise ValueError(
+                f"sampler has unknown settings {unknown} (expected {SamplerConfig.settings()})"
+            )
+        return dataclasses.replace(self.sampler, **sampler)
+
     @torch.no_grad()
     def __call__(
         self,
         scene: Scene,
         task: str | Mask = "geometry",
         *,
-        steps: int | None = None,
-        guidance: float = 2.0,
-        candidates: int = 1,
-        select: str = "best",
+        sampler: SamplerConfig | Mapping[str, Any] | None = None,
+        search: SearchConfig | None = None,
         seed: int = 0,
-        solver: str = "unipc",
-        shift: float = 3.0,
-        score: str = "photometric",
         prompt: str | None = None,
         progress: bool = True,
     ) -> Completion:
         """Complete ``scene`` for ``task`` (module docstring). Deterministic given ``seed``.
 
-        prompt: text for a model with text conditioning (``text_dim``), encoded by the pipeline's
-        umT5; None: the scene's own ``text``, if any (without a text encoder it is then unused,
-        which ``failures`` says)."""
+        sampler: a ``SamplerConfig``, a dict of changes to ``self.sampler``, or None (it).
+        search:  candidates, select and score (``SearchConfig``; default one sample).
+        prompt:  text for a model with text conditioning (``text_dim``), encoded by the
+                 pipeline's umT5; None: the scene's own ``text``, if any (without a text encoder
+                 it is then unused, which ``failures`` says)."""
         if not isinstance(scene, Scene):
             raise ValueError(f"scene must be a Scene, got {type(scene).__name__}")
         mask = self.check_task(scene, task)
-        if select not in SELECTS:
-            raise ValueError(f"select={select!r} (expected one of {SELECTS})")
+        sampler = self.sampler_config(sampler)
+        search = search or SearchConfig()
+        if not isinstance(search, SearchConfig):
+            raise ValueError(f"search is a {type(search).__name__} (expected a SearchConfig)")
         text, failures = self._text(prompt, scene.text)
-        steps = steps or int(self.defaults.get("steps", 40))
         device = self.device
         scene = self.observed(scene, mask).to(device)
         observed = Observed.of(mask, scene.num_frames)
         _check_observed_depth(scene, observed.depth, task)
         layout = Layout.for_stride(scene.num_frames, self.tokenizer.temporal_stride)
-        clip = self.tokenizer.encode(scene, context_frames=mask.context_frames(layout),
-                                     observed=observed)  # fmt: skip
+        context = mask.context_frames(layout)
+        clip = self.tokenizer.encode(scene, context_frames=context, observed=observed)
         # Streams the scene lacks are targets: check_task made sure none of them is observed.
         clip = clip.with_streams(self.model.config.streams)
-        generator = torch.Generator(device=device).manual_seed(seed)
-        kwargs = dict(steps=steps, solver=solver, shift=shift, guidance=guidance,
-                      generator=generator, progress=progress, text=text)  # fmt: skip
-        if candidates <= 1:
-            grids = sample(self.model, clip, mask, **kwargs)
-            scores, best, uncertainty = None, 0, None
-            try:
-                decoded = self.tokenizer.decode_streams(clip, grids)
-            except ValueError as error:  # rays that determine no camera: keep the rest
-                failures.append(f"cameras: {error}")
-                decoded = self.tokenizer.decode_streams(
-                    clip, {s: grids[s] for s in ("rgb", "depth") if s in grids}
-                )
-        else:
-            found = search(self.model, clip, mask, self.tokenizer, candidates=candidates,
-                           select=select, score_kind=score, **kwargs)  # fmt: skip
-            grids, decoded = found.latents, found.decoded
-            scores, best = found.scores[0], int(found.best[0])
-            uncertainty, failures = found.uncertainty, failures + list(found.failures)
-        completed = _keep_observed(scene, decoded, mask)
-        return Completion(completed, mask, scores, best, uncertainty, grids, failures,
-                          units=clip.units[0])  # fmt: skip
+        found = search_candidates(
+            self.model,
+            Latents.of(clip),
+            mask,
+            functools.partial(self.tokenizer.decode_streams, clip),
+            sampler,
+            search,
+            generator=torch.Generator(device=device).manual_seed(seed),
+            text=text,
+            progress=progress,
+        )
+        return Completion(
+            scene=_keep_observed(scene, found.decoded, mask),
+            task=mask,
+            scores=None if found.scores is None else found.scores[0],
+            best=int(found.best[0]),
+            uncertainty=found.uncertainty,
+            latents=found.latents,
+            failures=failures + found.failures,
+            units=clip.units[0],
+        )
 
     def _text(self, prompt: str | None, scene_text: str | None) -> tuple[Tensor | None, list]:
         """(1, L, text_dim) features of ``prompt`` (else the scene's text) and what went unused."""
@@ -359,5 +388,5 @@ def _keep_observed(scene: Scene, decoded: dict, mask: Mask) -> Scene:
         K[frames] = scene.cameras.K[frames].to(K.dtype)
         c2w[frames] = scene.cameras.c2w[frames].to(c2w.dtype)
         cameras = Cameras.unchecked(K, c2w)
-    return Scene(rgb=rgb.clamp(-1, 1), depth=depth, cameras=cameras, text=scene.text,
-                 fps=scene.fps)  # fmt: skip
+    rgb = rgb.clamp(-1, 1)
+    return Scene(rgb=rgb, depth=depth, cameras=cameras, text=scene.text, fps=scene.fps)

@@ -41,7 +41,10 @@ def main() -> None:
     scores = {}
     for w in args.weights:
         for preset in PRESETS:
-            summary, _ = score_preset(pipe, preset, clips, args.steps, guidance=w)
+            changes = (
+                {"guidance": w} if args.steps is None else {"guidance": w, "steps": args.steps}
+            )
+            summary, _ = score_preset(pipe, preset, clips, changes)
             scores[(preset, w)] = summary["any4d"]
     print("| task | metric | " + " | ".join(f"w = {w:g}" for w in args.weights) + " |")
     print("|---|---|" + "---|" * len(args.weights))

@@ -32,6 +32,7 @@ import torch
 from train_step import analytic_forward, clock  # benchmarks/ is on sys.path as a script
 
 from any4d.data import Scene
+from any4d.diffusion import SamplerConfig
 from any4d.model import Any4DTransformer, preset
 
 H100_BF16_DENSE = 989e12  # FLOP/s, SXM, dense; the H200's is the same
@@ -91,8 +92,8 @@ def main() -> None:
     parser.add_argument("--width", type=int, default=320)
     parser.add_argument("--context", type=int, default=1, help="context groups (pipeline: 1)")
     parser.add_argument("--task", default="geometry")
-    parser.add_argument("--steps", type=int, default=40, help="solver steps per clip")
-    parser.add_argument("--guidance", type=float, default=2.0, help="history guidance weight")
+    parser.add_argument("--steps", type=int, default=SamplerConfig.steps, help="solver steps")
+    parser.add_argument("--guidance", type=float, default=SamplerConfig.guidance, help="weight w")
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--small-vae", action="store_true", help="a tiny VAE (dry runs)")
     parser.add_argument("--skip-train", action="store_true")
@@ -110,8 +111,10 @@ def main() -> None:
     print(f"torch {torch.__version__}, {name}")
     attained = matmul_reference(device)
     nominal = args.peak_tflops * 1e12
-    print(f"reference: 8192³ bf16 matmul {attained / 1e12:.0f} TFLOP/s "
-          f"({attained / nominal:.0%} of the nominal {args.peak_tflops:.0f})")  # fmt: skip
+    print(
+        f"reference: 8192³ bf16 matmul {attained / 1e12:.0f} TFLOP/s "
+        f"({attained / nominal:.0%} of the nominal {args.peak_tflops:.0f})"
+    )
 
     overrides = {} if args.num_layers is None else {"num_layers": args.num_layers}
     config = preset(args.preset, **overrides)
@@ -141,14 +144,18 @@ def main() -> None:
 
     def report(label: str, seconds: float, work: float) -> None:
         rate = work / seconds
-        print(f"  {label:44} {seconds:8.3f} s  {rate / 1e12:6.0f} TFLOP/s  MFU "
-              f"{rate / nominal:5.1%} (of attained {rate / attained:5.1%})  "
-              f"peak {peak_gib():6.1f} GiB")  # fmt: skip
+        print(
+            f"  {label:44} {seconds:8.3f} s  {rate / 1e12:6.0f} TFLOP/s  MFU "
+            f"{rate / nominal:5.1%} (of attained {rate / attained:5.1%})  "
+            f"peak {peak_gib():6.1f} GiB"
+        )
 
     # ---------------------------------------------------------------- forward
     model.eval()
-    for label, dtype in (("fp32 weights, bf16 autocast", torch.float32),
-                         ("bf16 weights", torch.bfloat16)):  # fmt: skip
+    for label, dtype in (
+        ("fp32 weights, bf16 autocast", torch.float32),
+        ("bf16 weights", torch.bfloat16),
+    ):
         model.to(dtype)
         latents, times, index = model_inputs(config, latent, args.context, dtype, device)
         reset_peak()
@@ -180,10 +187,13 @@ def main() -> None:
         reset_peak()
         # backward ≈ 2 × forward, + the recomputed forward of every block
         seconds, _ = timed(step, args.repeats, device)
-        report("forward + backward (batch 1, checkpointing)", seconds,
-               3 * flops + counted["blocks"])  # fmt: skip
-        print(f"    (fp32 weights + gradients; AdamW's two fp32 moments would add "
-              f"{params * 8 / 2**30:.0f} GiB: FSDP2 shards them over GPUs)")  # fmt: skip
+        report(
+            "forward + backward (batch 1, checkpointing)", seconds, 3 * flops + counted["blocks"]
+        )
+        print(
+            f"    (fp32 weights + gradients; AdamW's two fp32 moments would add "
+            f"{params * 8 / 2**30:.0f} GiB: FSDP2 shards them over GPUs)"
+        )
         del latents, targets
         model.zero_grad(set_to_none=True)
         model.gradient_checkpointing = False
@@ -206,8 +216,9 @@ def main() -> None:
         pipe = Any4DPipeline(model, WanVAETokenizer(vae))
         truth = SyntheticClips(
             SyntheticConfig(num_frames=args.frames, height=args.height, width=args.width),
-            split="heldout", size=1,
-        )[0]  # fmt: skip
+            split="heldout",
+            size=1,
+        )[0]
         scene: Scene = pipe.observed(truth, args.task).to(device)
         calls = []
         forward = model.forward
@@ -222,14 +233,17 @@ def main() -> None:
         def clip():
             calls.clear()
             with torch.autocast(device.type, dtype=torch.bfloat16):
-                return pipe(scene, args.task, steps=args.steps, guidance=args.guidance,
-                            progress=False)  # fmt: skip
+                sampler = {"steps": args.steps, "guidance": args.guidance}
+                return pipe(scene, args.task, sampler=sampler, progress=False)
 
         seconds, result = timed(clip, args.repeats, device)
         del model.forward  # the class's forward again
         work = len(calls) * flops
-        report(f"sampled clip '{args.task}', {args.steps} steps, {len(calls)} model calls",
-               seconds, work)  # fmt: skip
+        report(
+            f"sampled clip '{args.task}', {args.steps} steps, {len(calls)} model calls",
+            seconds,
+            work,
+        )
         print(f"    failures while decoding: {result.failures or 'none'}")
 
 

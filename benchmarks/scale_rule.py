@@ -54,8 +54,10 @@ def main() -> None:
     for num_frames, fps in SHAPES:
         values, kinds = ratios(num_frames, fps, args.clips)
         constant = float(values.median())
-        print(f"\n{num_frames} frames at {fps:g} fps ({len(values)} moving clips): this shape "
-              f"alone would choose {constant:.2f} s; all clips {spread(values)}")  # fmt: skip
+        print(
+            f"\n{num_frames} frames at {fps:g} fps ({len(values)} moving clips): this shape "
+            f"alone would choose {constant:.2f} s; all clips {spread(values)}"
+        )
         for kind in sorted(set(kinds)):
             picked = values[[k == kind for k in kinds]]
             print(f"  camera {kind:8s} ({len(picked):3d} clips): {spread(picked)}")

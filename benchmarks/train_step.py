@@ -22,7 +22,6 @@
 from __future__ import annotations
 
 import argparse
-import contextlib
 import math
 import time
 
@@ -30,23 +29,16 @@ import torch
 from torch import nn
 from torch.utils.flop_counter import FlopCounterMode
 
-from any4d.diffusion import flow_matching_loss
 from any4d.model import Any4DTransformer, TransformerConfig, preset
 from any4d.train import TrainConfig, load_config
-from any4d.train.data import SlotDataset, SlotSampler, build_sources
-from any4d.train.loop import build_model, build_tokenizer, learning_rate
-from any4d.train.step import loader_preparation, prepare_micro_batch
+from any4d.train.data import SlotDataset, SlotSampler, build_sources, micro_batches
+from any4d.train.loop import build_model, micro_batch_loss, optimizer_step, precision_context
+from any4d.train.step import preparation, prepared_by_loader
 
 H100_BF16_DENSE = 989e12  # FLOP/s, SXM, dense (no sparsity); the H200's is the same
 
 
 # ---------------------------------------------------------------------- 1. CPU, measured
-
-
-def _autocast(config: TrainConfig, device: torch.device):
-    if config.precision == "bf16":
-        return torch.autocast(device.type, dtype=torch.bfloat16)
-    return contextlib.nullcontext()
 
 
 def clock(device: torch.device) -> float:
@@ -59,7 +51,7 @@ def clock(device: torch.device) -> float:
 def measure_steps(config: TrainConfig, warmup: int, repeats: int, device: torch.device) -> None:
     """Time the trainer's step (one process, no wrapper) and a no-grad forward of its batch."""
     torch.manual_seed(config.seed)
-    tokenizer = build_tokenizer(config.tokenizer, device)
+    tokenizer = config.tokenizer.build(device)
     model = build_model(config, tokenizer.latent_channels).to(device)
     streams = list(model.config.streams)
     optimizer = torch.optim.AdamW(
@@ -68,77 +60,54 @@ def measure_steps(config: TrainConfig, warmup: int, repeats: int, device: torch.
         betas=config.optim.betas,
         weight_decay=config.optim.weight_decay,
     )
-    noise = config.noise.noise_config()
     dataset = SlotDataset(build_sources(config.data, tokenizer.temporal_stride), config.seed)
     steps = warmup + repeats
     sampler = SlotSampler(config.data.batch_size, 1, 0, config.accumulation, 0, steps)
 
     render = float("inf")
-    loaded = []  # step → [(slots, scenes) per micro-batch]
-    items = iter(sampler)
+    loaded = []  # step → [(scenes, slots, step) per micro-batch]
+    items = micro_batches(dataset, sampler, num_workers=0)
     for _ in range(steps):
         start = time.perf_counter()
-        micro = []
-        for _ in range(config.accumulation):
-            pairs = [dataset[item] for item in next(items)]
-            micro.append(([slot for slot, _ in pairs], [scene for _, scene in pairs]))
+        loaded.append([next(items) for _ in range(config.accumulation)])
         render = min(render, time.perf_counter() - start)
-        loaded.append(micro)
-
-    autocast = _autocast(config, device)
 
     # As the trainer: with a pixel tokenizer the DataLoader's workers prepare micro-batches on
     # the CPU and the step only copies them to the device; otherwise the step prepares them.
-    in_loader = loader_preparation(config.tokenizer.kind, config.model.text_encoder,
-                                   tokenizer=tokenizer, streams=streams, noise=noise,
-                                   seed=config.seed)  # fmt: skip
+    in_loader = prepared_by_loader(config)
+    prepare = preparation(config, tokenizer, streams, torch.device("cpu") if in_loader else device)
     loader_prepare = float("inf")
-    if in_loader is not None:
+    if in_loader:
         prepared = []
         for step in range(steps):
             start = time.perf_counter()
-            prepared.append([in_loader(scenes, slots, step) for slots, scenes in loaded[step]])
+            prepared.append([prepare(*arguments) for arguments in loaded[step]])
             loader_prepare = min(loader_prepare, time.perf_counter() - start)
 
-    def prepare(step: int) -> list:
-        if in_loader is not None:
+    def micro_batches_of(step: int) -> list:
+        if in_loader:
             return [batch.to(device) for batch in prepared[step]]
-        return [
-            prepare_micro_batch(scenes, slots, step, tokenizer=tokenizer, streams=streams,
-                                noise=noise, seed=config.seed, device=device)
-            for slots, scenes in loaded[step]
-        ]  # fmt: skip
+        return [prepare(*arguments) for arguments in loaded[step]]
 
     def train_step(step: int) -> tuple[dict[str, float], list]:
         """The body of ``any4d.train.loop._train`` for one process; returns phase times."""
         times = {}
         start = clock(device)
-        micro = prepare(step)
+        micro = micro_batches_of(step)
         counts = {s: sum(m.counts[s] for m in micro) for s in streams}
-        for group in optimizer.param_groups:
-            group["lr"] = learning_rate(config, step)
         times["tokenise"] = clock(device) - start
         for batch in micro:
-            with autocast:
-                prediction = model(batch.noisy, batch.model_times, frame_index=batch.frame_index)
-            terms = flow_matching_loss(
-                prediction, batch.latents, batch.noise, batch.states,
-                weights=config.noise.stream_weights, pixel_weights=batch.pixel_weights,
-                denominators=counts, channel_weights=batch.channel_weights,
-            )  # fmt: skip
-            terms.total.backward()
+            micro_batch_loss(model, batch, counts, config, device).total.backward()
         times["forward + loss + backward"] = clock(device) - start - times["tokenise"]
         middle = clock(device)
-        torch.nn.utils.clip_grad_norm_(model.parameters(), config.optim.grad_clip)
-        optimizer.step()
-        optimizer.zero_grad(set_to_none=True)
+        optimizer_step(model, optimizer, config, step)
         times["clip + AdamW"] = clock(device) - middle
         times["step"] = clock(device) - start
         return times, micro
 
     def forward_only(micro: list) -> float:
         start = clock(device)
-        with torch.no_grad(), autocast:
+        with torch.no_grad(), precision_context(config, device):
             for batch in micro:
                 model(batch.noisy, batch.model_times, frame_index=batch.frame_index)
         return clock(device) - start
@@ -167,19 +136,19 @@ def measure_steps(config: TrainConfig, warmup: int, repeats: int, device: torch.
         f"{torch.get_num_threads()} threads; best of {repeats} after {warmup} warm-up steps"
     )
     step = best["step"]
-    print(f"  training step {step * 1e3:9.1f} ms   {tokens / step:9.0f} tokens/s   "
-          f"{batch / step:7.1f} samples/s")  # fmt: skip
-    first = "copy to device" if in_loader is not None else "tokenise"
+    rate = f"{tokens / step:9.0f} tokens/s   {batch / step:7.1f} samples/s"
+    print(f"  training step {step * 1e3:9.1f} ms   {rate}")
+    first = "copy to device" if in_loader else "tokenise"
     for phase in ("tokenise", "forward + loss + backward", "clip + AdamW"):
         name = first if phase == "tokenise" else phase
         print(f"    {name:26}{best[phase] * 1e3:9.1f} ms  ({best[phase] / step:5.1%})")
-    print(f"  forward only  {forward * 1e3:9.1f} ms   {tokens / forward:9.0f} tokens/s   "
-          f"(no grad, the same micro-batches)")  # fmt: skip
+    rate = f"{tokens / forward:9.0f} tokens/s"
+    print(f"  forward only  {forward * 1e3:9.1f} ms   {rate}   (no grad, the same micro-batches)")
     print(f"  ratio training step / forward only: {step / forward:.2f}")
     print(f"  (scene rendering, not in the step: {render * 1e3:.1f} ms per step's batch)")
-    if in_loader is not None:
-        print(f"  (tokenising in a loader worker, not in the step: {loader_prepare * 1e3:.1f} ms "
-              "per step's batch)")  # fmt: skip
+    if in_loader:
+        per_batch = f"{loader_prepare * 1e3:.1f} ms per step's batch"
+        print(f"  (tokenising in a loader worker, not in the step: {per_batch})")
 
 
 # ---------------------------------------------------------------------- 2. meta, counted
@@ -310,10 +279,10 @@ def size_report(args: argparse.Namespace) -> None:
     print(f"    {'':28}{'measured TFLOP':>15}{'analytic TFLOP':>15}{'ratio':>7}")
     rows = (("forward", measured_forward, forward), ("training step", measured_step, step))
     for label, measured, counted in rows:
-        print(f"    {label:28}{measured / 1e12:15.2f}{counted / 1e12:15.2f}"
-              f"{measured / counted:7.3f}")  # fmt: skip
-    print(f"    {f'step, global batch {batch}':28}{measured_step * batch / 1e12:15.1f}"
-          f"{step * batch / 1e12:15.1f}")  # fmt: skip
+        tflop = f"{measured / 1e12:15.2f}{counted / 1e12:15.2f}"
+        print(f"    {label:28}{tflop}{measured / counted:7.3f}")
+    label = f"step, global batch {batch}"
+    print(f"    {label:28}{measured_step * batch / 1e12:15.1f}{step * batch / 1e12:15.1f}")
     attention = c.num_layers * 4 * (streams * tokens) ** 2 * c.dim
     print(
         f"    analytic forward: joint self-attention {attention / forward:.0%}, step / forward "
@@ -338,13 +307,19 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=10)
     parser.add_argument("--size-config", default="wan2.1-1.3b", help="named config or YAML")
     parser.add_argument(
-        "--latent", type=int, nargs=4, default=(16, 13, 30, 40), metavar=("C", "T", "H", "W"),
+        "--latent",
+        type=int,
+        nargs=4,
+        default=(16, 13, 30, 40),
+        metavar=("C", "T", "H", "W"),
         help="latent clip (default: Wan VAE of 49 × 240 × 320 pixels)",
-    )  # fmt: skip
+    )
     parser.add_argument(
-        "--context-groups", type=int, default=None,
+        "--context-groups",
+        type=int,
+        default=None,
         help="extra latent frames the trainer appends (default: 1 for the Wan VAE, else 0)",
-    )  # fmt: skip
+    )
     parser.add_argument("--text-tokens", type=int, default=0, help="0: no text (the trainer's)")
     parser.add_argument("--gpus", type=int, default=4, help="FSDP2 processes (paper: 4)")
     parser.add_argument("--mfu", type=float, default=0.4)

@@ -77,6 +77,8 @@ def test_render_static_clip_with_fewer_columns(tmp_path):
             ["complete", "v.mp4", "--task", "geometry", "--select", "median"],
             "invalid choice: 'median'",
         ),
+        (["complete", "v.mp4", "--guidance", "nan"], "--guidance: nan is not a finite number"),
+        (["complete", "v.mp4", "--solver", "ddim"], "invalid choice: 'ddim'"),
         (["explode"], "invalid choice: 'explode'"),
         ([], "required: COMMAND"),
     ],
@@ -93,6 +95,12 @@ def test_a_setting_the_library_rejects_is_a_one_line_error(tmp_path, capsys):
     assert main(["render", "--seed", "-1", "--out", str(out)]) == 1
     assert "any4d render: error: seed is -1" in capsys.readouterr().err
     assert not out.exists()
+
+
+def test_a_bad_sampler_setting_is_refused_before_the_video_is_read(tmp_path, capsys):
+    status = main(["complete", str(tmp_path / "missing.mp4"), "--guidance", "-1"])
+    assert status == 1
+    assert "guidance=-1.0 (expected a finite weight w ≥ 0)" in capsys.readouterr().err
 
 
 def test_help_lists_the_render_subcommand(capsys):
@@ -118,11 +126,30 @@ def test_cli_trajectory_choices_match_the_synthetic_world():
     assert tuple(cli.TRAJECTORIES) == tuple(TRAJECTORIES)
 
 
-def test_cli_select_choices_match_the_search():
+def test_cli_select_and_solver_choices_match_the_library():
     from any4d import cli
+    from any4d.diffusion.sampler import SOLVERS
     from any4d.diffusion.search import SELECTS
 
     assert tuple(cli.SELECTS) == tuple(SELECTS)
+    assert tuple(cli.SOLVERS) == tuple(SOLVERS)
+
+
+@pytest.mark.parametrize(
+    "command", [["demo"], ["complete", "x.mp4"], ["eval", "--checkpoint", "c"]]
+)
+def test_sampler_and_search_options_left_out_are_the_librarys_defaults(command):
+    """Given nothing, the CLI passes no sampler or search setting: the checkpoint's (else
+    SamplerConfig's and SearchConfig's) apply, each default stated once, in the library."""
+    from any4d import cli
+    from any4d.diffusion import SearchConfig
+
+    args = cli.build_parser().parse_args(command)
+    assert cli._sampler(args) == {}
+    if command[0] != "demo":
+        assert cli._search(args) == SearchConfig()
+    args = cli.build_parser().parse_args([*command, "--steps", "3", "--guidance", "0.5"])
+    assert cli._sampler(args) == {"steps": 3, "guidance": 0.5}
 
 
 def test_demo_candidates_default_matches_the_library():

@@ -24,8 +24,11 @@ from any4d.viz.exports_geometry import read_depth_npz, read_ply
 @pytest.fixture(scope="module")
 def checkpoint(tmp_path_factory):
     torch.manual_seed(0)
-    pipe = Any4DPipeline(Any4DTransformer(preset("tiny")), PixelTokenizer(2),
-                         {"num_frames": 3, "height": 16, "width": 16, "steps": 2})  # fmt: skip
+    pipe = Any4DPipeline(
+        Any4DTransformer(preset("tiny")),
+        PixelTokenizer(2),
+        {"num_frames": 3, "height": 16, "width": 16, "steps": 2},
+    )
     return pipe.save_pretrained(tmp_path_factory.mktemp("pipe"))
 
 
@@ -49,9 +52,21 @@ def video(tmp_path_factory):
 
 
 def test_complete_a_video_writes_every_output(tmp_path, video, checkpoint, capsys):
-    status = main(["complete", str(video), "--task", "video",
-                   "--checkpoint", str(checkpoint), "--stride", "2",
-                   "--out", str(tmp_path / "out"), "--no-progress"])  # fmt: skip
+    status = main(
+        [
+            "complete",
+            str(video),
+            "--task",
+            "video",
+            "--checkpoint",
+            str(checkpoint),
+            "--stride",
+            "2",
+            "--out",
+            str(tmp_path / "out"),
+            "--no-progress",
+        ]
+    )
     assert status == 0, capsys.readouterr().err
     out = tmp_path / "out"
     scene = Scene.load(out / "scene.safetensors")
@@ -83,10 +98,25 @@ def test_complete_a_frames_folder_with_known_cameras(tmp_path, checkpoint):
     from any4d.viz.exports_cameras import write_cameras_json
 
     write_cameras_json(tmp_path / "cameras.json", truth.cameras, (16, 16))
-    status = main(["complete", str(folder), "--task", "depth", "--cameras",
-                   str(tmp_path / "cameras.json"), "--checkpoint", str(checkpoint),
-                   "--candidates", "2", "--select", "mean",
-                   "--out", str(tmp_path / "out"), "--no-progress"])  # fmt: skip
+    status = main(
+        [
+            "complete",
+            str(folder),
+            "--task",
+            "depth",
+            "--cameras",
+            str(tmp_path / "cameras.json"),
+            "--checkpoint",
+            str(checkpoint),
+            "--candidates",
+            "2",
+            "--select",
+            "mean",
+            "--out",
+            str(tmp_path / "out"),
+            "--no-progress",
+        ]
+    )
     assert status == 0
     scene = Scene.load(tmp_path / "out" / "scene.safetensors")
     torch.testing.assert_close(scene.cameras.c2w, truth.cameras.c2w.float(), atol=1e-5, rtol=0)
@@ -101,9 +131,21 @@ def test_complete_takes_the_depth_npz_it_writes(tmp_path, checkpoint):
     truth = render_clip(4, num_frames=3, height=16, width=16)
     folder = write_frames_folder(tmp_path / "frames", truth)
     write_depth_npz(tmp_path / "depth.npz", truth.depth)
-    status = main(["complete", str(folder), "--task", "depth_to_video", "--depth",
-                   str(tmp_path / "depth.npz"), "--checkpoint", str(checkpoint),
-                   "--out", str(tmp_path / "out"), "--no-progress"])  # fmt: skip
+    status = main(
+        [
+            "complete",
+            str(folder),
+            "--task",
+            "depth_to_video",
+            "--depth",
+            str(tmp_path / "depth.npz"),
+            "--checkpoint",
+            str(checkpoint),
+            "--out",
+            str(tmp_path / "out"),
+            "--no-progress",
+        ]
+    )
     assert status == 0
     written = read_depth_npz(tmp_path / "out" / "depth.npz")
     assert torch.equal(written, truth.depth[:, 0].float())  # observed depth comes back as given
@@ -126,8 +168,17 @@ def test_bad_inputs_are_clear_errors(tmp_path, video, checkpoint, capsys, args, 
     args = [str(video) if a == "VIDEO" else a for a in args]
     if not args[0].startswith("/"):
         args[0] = str(tmp_path / args[0])
-    status = main(["complete", *args, "--checkpoint", str(checkpoint),
-                   "--out", str(tmp_path / "out"), "--no-progress"])  # fmt: skip
+    status = main(
+        [
+            "complete",
+            *args,
+            "--checkpoint",
+            str(checkpoint),
+            "--out",
+            str(tmp_path / "out"),
+            "--no-progress",
+        ]
+    )
     assert status == 1
     assert message in capsys.readouterr().err
 

@@ -12,14 +12,12 @@ import pytest
 import torch
 
 from any4d.data.synthetic import render_clip
-from any4d.diffusion import sample
+from any4d.diffusion import Latents, SamplerConfig, sample
 from any4d.model import Any4DTransformer, preset
 from any4d.pipeline import Any4DPipeline
-from any4d.tokenize import PixelTokenizer
+from any4d.tokenize import STREAMS, PixelTokenizer
 
 pytestmark = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
-
-STREAMS = ("rgb", "depth", "ray_d", "ray_m")
 
 
 def relative(a: torch.Tensor, b: torch.Tensor) -> float:
@@ -108,18 +106,22 @@ def test_sampler_on_cuda_equals_cpu_given_the_same_noise(model):
     gpu.load_state_dict(model.state_dict())
     latents, _ = inputs(model.config, frames=3)
     noise = {s: torch.randn_like(v) for s, v in latents.items()}
-    kwargs = dict(steps=4, guidance=2.0, progress=False)
-    cpu = sample(model, latents, "interpolate", noise=noise, **kwargs)
-    cuda = sample(gpu, {s: v.cuda() for s, v in latents.items()}, "interpolate",
-                  noise={s: v.cuda() for s, v in noise.items()}, **kwargs)  # fmt: skip
+    config = SamplerConfig(steps=4, guidance=2.0)
+    cpu = sample(model, Latents(latents), "interpolate", config, noise=noise, progress=False)
+    on_gpu = Latents({s: v.cuda() for s, v in latents.items()})
+    noise = {s: v.cuda() for s, v in noise.items()}
+    cuda = sample(gpu, on_gpu, "interpolate", config, noise=noise, progress=False)
     for s in STREAMS:
         assert cuda[s].device.type == "cuda"
         assert relative(cuda[s], cpu[s]) < 1e-3, s
 
 
 def test_pipeline_on_cuda_keeps_observations_and_repeats_with_a_seed(model):
-    pipe = Any4DPipeline(Any4DTransformer(model.config), PixelTokenizer(2),
-                         {"num_frames": 5, "height": 16, "width": 16, "steps": 3})  # fmt: skip
+    pipe = Any4DPipeline(
+        Any4DTransformer(model.config),
+        PixelTokenizer(2),
+        {"num_frames": 5, "height": 16, "width": 16, "steps": 3},
+    )
     pipe.model.load_state_dict(model.state_dict())
     pipe.to("cuda")
     scene = render_clip(1, num_frames=5, height=16, width=16)
@@ -148,9 +150,17 @@ def test_pixel_tokenizer_round_trips_on_cuda():
 def test_training_runs_on_cuda_in_bf16_and_resumes(tmp_path):
     from any4d.train import load_config, train
 
-    overrides = ["data.batch_size=4", "data.num_frames=3", "data.height=16", "data.width=16",
-                 "optim.warmup_steps=1", "steps=4", "checkpoint_every=2", "precision=bf16",
-                 f"output_dir={tmp_path}"]  # fmt: skip
+    overrides = [
+        "data.batch_size=4",
+        "data.num_frames=3",
+        "data.height=16",
+        "data.width=16",
+        "optim.warmup_steps=1",
+        "steps=4",
+        "checkpoint_every=2",
+        "precision=bf16",
+        f"output_dir={tmp_path}",
+    ]
     first = train(load_config("tiny-synthetic", overrides + ["steps=2"]), progress=False)
     assert first.step == 2
     second = train(load_config("tiny-synthetic", overrides), resume=True, progress=False)

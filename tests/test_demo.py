@@ -15,11 +15,27 @@ from any4d.tokenize import PixelTokenizer
 
 def test_demo_runs_every_preset_and_writes_pictures_and_table(tmp_path, capsys):
     torch.manual_seed(0)
-    pipe = Any4DPipeline(Any4DTransformer(preset("tiny")), PixelTokenizer(2),
-                         {"num_frames": 3, "height": 16, "width": 16})  # fmt: skip
+    pipe = Any4DPipeline(
+        Any4DTransformer(preset("tiny")),
+        PixelTokenizer(2),
+        {"num_frames": 3, "height": 16, "width": 16},
+    )
     pipe.save_pretrained(tmp_path / "pipe")
-    status = main(["demo", "--checkpoint", str(tmp_path / "pipe"), "--out", str(tmp_path / "demo"),
-                   "--scenes", "1", "--steps", "2", "--candidates", "8"])  # fmt: skip
+    status = main(
+        [
+            "demo",
+            "--checkpoint",
+            str(tmp_path / "pipe"),
+            "--out",
+            str(tmp_path / "demo"),
+            "--scenes",
+            "1",
+            "--steps",
+            "2",
+            "--candidates",
+            "8",
+        ]
+    )
     assert status == 0
     printed = capsys.readouterr().out
     results = json.loads((tmp_path / "demo" / "results.json").read_text())
@@ -46,21 +62,39 @@ def test_floors_are_checked_on_every_any4d_row():
     from any4d.demo import check_floors
 
     results = {
-        "geometry": {"any4d": {"abs_rel": 0.3, "ate": 0.01},
-                     "any4d mean of 4": {"abs_rel": 0.1, "ate": 0.02},
-                     "constant depth": {"abs_rel": 0.4}, "static camera": {"ate": 0.1}},
-        "interpolate": {"any4d": {"psnr_pooled": 15.0}, "any4d mean of 4": {"psnr_pooled": 18.1},
-                        "cross-fade": {"psnr_pooled": 16.0}},
-    }  # fmt: skip
+        "geometry": {
+            "any4d": {"abs_rel": 0.3, "ate": 0.01},
+            "any4d mean of 4": {"abs_rel": 0.1, "ate": 0.02},
+            "constant depth": {"abs_rel": 0.4},
+            "static camera": {"ate": 0.1},
+        },
+        "interpolate": {
+            "any4d": {"psnr_pooled": 15.0},
+            "any4d mean of 4": {"psnr_pooled": 18.1},
+            "cross-fade": {"psnr_pooled": 16.0},
+        },
+    }
     results["interpolate"]["any4d"]["depth_scale"] = 1.3  # outside [0.8, 1.25]
     results["depth_to_video"] = {"any4d": {"path_scale": 0.81}}
     unscored = {"depth scale": None, "extrapolate scale": None}
     assert check_floors(results) == {
-        "any4d": {"geometry depth": False, "geometry cameras": True, "interpolate": False,
-                  "interpolate scale": False, "depth_to_video scale": True, **unscored},
-        "any4d mean of 4": {"geometry depth": True, "geometry cameras": True, "interpolate": True,
-                            "interpolate scale": None, "depth_to_video scale": None, **unscored},
-    }  # fmt: skip
+        "any4d": {
+            "geometry depth": False,
+            "geometry cameras": True,
+            "interpolate": False,
+            "interpolate scale": False,
+            "depth_to_video scale": True,
+            **unscored,
+        },
+        "any4d mean of 4": {
+            "geometry depth": True,
+            "geometry cameras": True,
+            "interpolate": True,
+            "interpolate scale": None,
+            "depth_to_video scale": None,
+            **unscored,
+        },
+    }
     del results["interpolate"]["cross-fade"]
     assert check_floors(results)["any4d"]["interpolate"] is None
 
@@ -74,7 +108,9 @@ def test_the_shipped_checkpoint_loads_and_completes_a_clip():
     assert shape == {"num_frames": 5, "height": 32, "width": 32, "fps": 4.0}
     assert pipe.tokenizer.stream_scales == {"depth": 2.5, "ray_m": 7.0}
     truth = SyntheticClips(SyntheticConfig(**shape), split="heldout", size=1)[0]
-    result = pipe(pipe.observed(truth, "geometry"), task="geometry", steps=4, progress=False)
+    result = pipe(
+        pipe.observed(truth, "geometry"), task="geometry", sampler={"steps": 4}, progress=False
+    )
     assert result.scene.depth.shape == truth.depth.shape and result.scene.cameras is not None
     size = sum(p.stat().st_size for p in shipped_checkpoint().rglob("*") if p.is_file())
     assert size <= 20 * 2**20  # the budget for a committed checkpoint

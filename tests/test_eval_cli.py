@@ -16,8 +16,11 @@ from any4d.tokenize import PixelTokenizer
 
 def test_eval_writes_a_complete_table_for_both_tasks_and_every_regime(tmp_path, capsys):
     torch.manual_seed(0)
-    pipe = Any4DPipeline(Any4DTransformer(preset("tiny")), PixelTokenizer(2),
-                         {"num_frames": 3, "height": 16, "width": 16, "fps": 4.0})  # fmt: skip
+    pipe = Any4DPipeline(
+        Any4DTransformer(preset("tiny")),
+        PixelTokenizer(2),
+        {"num_frames": 3, "height": 16, "width": 16, "fps": 4.0},
+    )
     pipe.save_pretrained(tmp_path / "pipe")
     runs = {
         ("geometry", "dense"): {"rgb": [0, 1, 2]},
@@ -27,9 +30,24 @@ def test_eval_writes_a_complete_table_for_both_tasks_and_every_regime(tmp_path, 
     for (task, regime), observed in runs.items():
         out = tmp_path / f"{task}-{regime}"
         extra = ["--sweep-depth", "0.5", "8", "--stride-factor", "2"] if regime == "strided" else []
-        status = main(["eval", "--checkpoint", str(tmp_path / "pipe"), "--task", task,
-                       "--regime", regime, "--clips", "2", "--steps", "2",
-                       "--out", str(out), *extra])  # fmt: skip
+        status = main(
+            [
+                "eval",
+                "--checkpoint",
+                str(tmp_path / "pipe"),
+                "--task",
+                task,
+                "--regime",
+                regime,
+                "--clips",
+                "2",
+                "--steps",
+                "2",
+                "--out",
+                str(out),
+                *extra,
+            ]
+        )
         assert status == 0
         rows = list(csv.DictReader((out / "table.csv").open()))
         methods = {r["method"] for r in rows}
@@ -52,13 +70,19 @@ def test_eval_writes_a_complete_table_for_both_tasks_and_every_regime(tmp_path, 
 def test_eval_refuses_regime_settings_that_do_not_fit_before_loading(tmp_path, capsys):
     # The checkpoint does not exist: each error must come from the settings, not from loading.
     cases = [
-        (["--task", "interpolate", "--regime", "sparse"],
-         "interpolation already observes only the first and last RGB frames"),
-        (["--regime", "sparse", "--stride-factor", "2"],
-         "--stride-factor 2 applies to --regime strided only (got --regime sparse"),
-        (["--regime", "dense", "--sparse-stride", "4"],
-         "--sparse-stride is now --stride-factor with --regime strided"),
-    ]  # fmt: skip
+        (
+            ["--task", "interpolate", "--regime", "sparse"],
+            "interpolation already observes only the first and last RGB frames",
+        ),
+        (
+            ["--regime", "sparse", "--stride-factor", "2"],
+            "--stride-factor 2 applies to --regime strided only (got --regime sparse",
+        ),
+        (
+            ["--regime", "dense", "--sparse-stride", "4"],
+            "--sparse-stride is now --stride-factor with --regime strided",
+        ),
+    ]
     for options, message in cases:
         status = main(["eval", "--checkpoint", str(tmp_path / "missing"), *options])
         assert status == 1

@@ -9,6 +9,7 @@ import pytest
 import torch
 
 from any4d.data.synthetic import render_clip
+from any4d.diffusion import SamplerConfig, SearchConfig
 from any4d.model import Any4DTransformer, preset
 from any4d.pipeline import Any4DPipeline
 from any4d.tokenize import PixelTokenizer
@@ -18,8 +19,11 @@ from any4d.train import load_config, train
 @pytest.fixture(scope="module")
 def pipe():
     torch.manual_seed(0)
-    return Any4DPipeline(Any4DTransformer(preset("tiny")), PixelTokenizer(2),
-                         {"num_frames": 3, "height": 16, "width": 16, "steps": 3})  # fmt: skip
+    return Any4DPipeline(
+        Any4DTransformer(preset("tiny")),
+        PixelTokenizer(2),
+        {"num_frames": 3, "height": 16, "width": 16, "steps": 3},
+    )
 
 
 @pytest.fixture(scope="module")
@@ -28,7 +32,7 @@ def scene():
 
 
 def test_interpolation_keeps_observed_frames_and_cameras_exactly(pipe, scene):
-    result = pipe(scene, task="interpolate", steps=3, progress=False)
+    result = pipe(scene, task="interpolate", sampler={"steps": 3}, progress=False)
     assert torch.equal(result.scene.rgb[[0, 2]], scene.rgb[[0, 2]])
     assert torch.equal(result.scene.cameras.c2w, scene.cameras.c2w)
     assert result.scene.depth.shape == scene.depth.shape
@@ -37,17 +41,33 @@ def test_interpolation_keeps_observed_frames_and_cameras_exactly(pipe, scene):
 
 
 def test_depth_task_returns_the_given_rgb_and_cameras(pipe, scene):
-    result = pipe(scene, task="depth", steps=2, progress=False)
+    result = pipe(scene, task="depth", sampler={"steps": 2}, progress=False)
     assert torch.equal(result.scene.rgb, scene.rgb)
     assert torch.equal(result.scene.cameras.K, scene.cameras.K)
     assert (result.scene.depth >= 0).all()
 
 
 def test_seed_makes_runs_repeatable(pipe, scene):
-    a = pipe(scene, task="video", steps=2, seed=3, progress=False)
-    b = pipe(scene, task="video", steps=2, seed=3, progress=False)
-    c = pipe(scene, task="video", steps=2, seed=4, progress=False)
+    a = pipe(scene, task="video", sampler={"steps": 2}, seed=3, progress=False)
+    b = pipe(scene, task="video", sampler={"steps": 2}, seed=3, progress=False)
+    c = pipe(scene, task="video", sampler={"steps": 2}, seed=4, progress=False)
     assert torch.equal(a.scene.rgb, b.scene.rgb) and not torch.equal(a.scene.rgb, c.scene.rgb)
+
+
+def test_sampler_settings_are_the_pipelines_with_the_changes_given(pipe, scene):
+    assert pipe.sampler == SamplerConfig(steps=3)  # the saved steps, SamplerConfig's others
+    changed = pipe.sampler_config({"guidance": 0.5})
+    assert changed == SamplerConfig(steps=3, guidance=0.5)
+    assert pipe.sampler_config(SamplerConfig(steps=7)) == SamplerConfig(steps=7)
+    as_dict = pipe(scene, "depth", sampler={"steps": 2, "solver": "euler"}, progress=False)
+    as_config = pipe(scene, "depth", sampler=SamplerConfig(steps=2, solver="euler"), progress=False)
+    assert torch.equal(as_dict.scene.depth, as_config.scene.depth)
+    with pytest.raises(ValueError, match=r"unknown settings \['stepz'\]"):
+        pipe(scene, "depth", sampler={"stepz": 2}, progress=False)
+    with pytest.raises(ValueError, match="sampler is a str"):
+        pipe(scene, "depth", sampler="fast", progress=False)
+    with pytest.raises(ValueError, match="search is a dict"):
+        pipe(scene, "depth", search={"candidates": 2}, progress=False)
 
 
 def test_tasks_that_observe_missing_data_are_clear_errors(pipe, scene):
@@ -64,16 +84,25 @@ def test_save_and_load_round_trip(pipe, scene, tmp_path):
     pipe.save_pretrained(tmp_path / "pipe")
     loaded = Any4DPipeline.from_pretrained(tmp_path / "pipe")
     assert loaded.defaults == pipe.defaults
-    a = pipe(scene, task="depth", steps=2, progress=False)
-    b = loaded(scene, task="depth", steps=2, progress=False)
+    a = pipe(scene, task="depth", sampler={"steps": 2}, progress=False)
+    b = loaded(scene, task="depth", sampler={"steps": 2}, progress=False)
     assert torch.equal(a.scene.depth, b.scene.depth)
 
 
 def test_training_checkpoint_loads_with_its_tokenizer_and_ema(tmp_path, scene):
-    config = load_config("tiny-synthetic", ["steps=2", "checkpoint_every=2", "ema_decay=0.5",
-                                            "data.batch_size=2", "data.num_frames=3",
-                                            "data.height=16", "data.width=16",
-                                            f"output_dir={tmp_path}"])  # fmt: skip
+    config = load_config(
+        "tiny-synthetic",
+        [
+            "steps=2",
+            "checkpoint_every=2",
+            "ema_decay=0.5",
+            "data.batch_size=2",
+            "data.num_frames=3",
+            "data.height=16",
+            "data.width=16",
+            f"output_dir={tmp_path}",
+        ],
+    )
     result = train(config, progress=False)
     pipe = Any4DPipeline.from_pretrained(result.checkpoint)
     source = pipe.defaults.pop("clip_source")
@@ -83,15 +112,26 @@ def test_training_checkpoint_loads_with_its_tokenizer_and_ema(tmp_path, scene):
 
     ema = load_file(result.checkpoint / "ema.safetensors")
     assert torch.equal(pipe.model.state_dict()["head.linear.weight"], ema["head.linear.weight"])
-    assert pipe(scene, task="geometry", steps=2, progress=False).scene.depth is not None
+    assert (
+        pipe(scene, task="geometry", sampler={"steps": 2}, progress=False).scene.depth is not None
+    )
 
 
 def test_a_checkpoint_trained_on_a_mixture_takes_the_mixture_clip_shape(tmp_path):
     """A run on a mixture trains on the mixture's clips, not on the data section's synthetic
     shape: the pipeline takes the shape recorded at training time, or the mixture file's."""
-    config = load_config("tiny-synthetic", ["steps=1", "checkpoint_every=1", "data.batch_size=2",
-                                            "data.num_frames=3", "data.height=16",
-                                            "data.width=16", f"output_dir={tmp_path}"])  # fmt: skip
+    config = load_config(
+        "tiny-synthetic",
+        [
+            "steps=1",
+            "checkpoint_every=1",
+            "data.batch_size=2",
+            "data.num_frames=3",
+            "data.height=16",
+            "data.width=16",
+            f"output_dir={tmp_path}",
+        ],
+    )
     checkpoint = train(config, progress=False).checkpoint
     mixture = tmp_path / "mixture.yaml"
     mixture.write_text(
@@ -100,8 +140,13 @@ def test_a_checkpoint_trained_on_a_mixture_takes_the_mixture_clip_shape(tmp_path
     )
     meta = json.loads((checkpoint / "trainer.json").read_text())
     meta["config"]["data"]["mixture"] = str(mixture)
-    meta["trainer"]["clip"] = {"num_frames": 49, "height": 240, "width": 320, "fps": 10.0,
-                               "source": "the mixture paper.yaml (its clip settings)"}  # fmt: skip
+    meta["trainer"]["clip"] = {
+        "num_frames": 49,
+        "height": 240,
+        "width": 320,
+        "fps": 10.0,
+        "source": "the mixture paper.yaml (its clip settings)",
+    }
     (checkpoint / "trainer.json").write_text(json.dumps(meta))
     recorded = Any4DPipeline.from_pretrained(checkpoint).defaults
     assert (recorded["num_frames"], recorded["height"], recorded["width"]) == (49, 240, 320)
@@ -125,7 +170,7 @@ def test_unknown_directories_are_clear_errors(tmp_path):
 
 def test_undecodable_rays_are_reported_not_fatal(pipe, scene):
     """An untrained model's rays determine no camera: the rest of the scene still comes back."""
-    result = pipe(scene, task="geometry", steps=2, progress=False)
+    result = pipe(scene, task="geometry", sampler={"steps": 2}, progress=False)
     assert result.scene.depth is not None
     if result.scene.cameras is None:
         assert result.failures and result.failures[0].startswith("cameras:")
@@ -134,12 +179,15 @@ def test_undecodable_rays_are_reported_not_fatal(pipe, scene):
 def test_mean_of_candidates_is_their_latent_mean(scene):
     """select="mean" returns the mean of the very candidates select="best" chooses from."""
     torch.manual_seed(0)
-    pipe = Any4DPipeline(Any4DTransformer(preset("tiny")), PixelTokenizer(2),
-                         {"num_frames": 3, "height": 16, "width": 16})  # fmt: skip
+    pipe = Any4DPipeline(
+        Any4DTransformer(preset("tiny")),
+        PixelTokenizer(2),
+        {"num_frames": 3, "height": 16, "width": 16},
+    )
     observed = pipe.observed(scene, "depth")
-    kwargs = dict(task="depth", steps=2, candidates=3, seed=4, progress=False)
-    best = pipe(observed, select="best", **kwargs)
-    mean = pipe(observed, select="mean", **kwargs)
+    kwargs = dict(task="depth", sampler={"steps": 2}, seed=4, progress=False)
+    best = pipe(observed, search=SearchConfig(candidates=3, select="best"), **kwargs)
+    mean = pipe(observed, search=SearchConfig(candidates=3, select="mean"), **kwargs)
     torch.testing.assert_close(mean.scores, best.scores)
     assert mean.best == best.best
     assert not torch.equal(mean.latents["depth"], best.latents["depth"])
@@ -149,7 +197,7 @@ def test_mean_of_candidates_is_their_latent_mean(scene):
     assert torch.equal(mean.scene.rgb, scene.rgb.float())
     torch.testing.assert_close(mean.latents["ray_d"], best.latents["ray_d"])
     with pytest.raises(ValueError, match="select='median'"):
-        pipe(observed, select="median", **kwargs)
+        pipe(observed, search=SearchConfig(candidates=3, select="median"), **kwargs)
 
 
 def test_stream_scales_survive_save_and_load(tmp_path):
@@ -167,8 +215,9 @@ def test_pipeline_under_bf16_autocast_returns_float32_geometry():
     d = shipped.defaults
     truth = render_clip(7, num_frames=d["num_frames"], height=d["height"], width=d["width"])
     with torch.autocast("cpu", dtype=torch.bfloat16):
-        result = shipped(shipped.observed(truth, "geometry"), task="geometry", candidates=2,
-                         steps=3, progress=False)  # fmt: skip
+        observed = shipped.observed(truth, "geometry")
+        search = SearchConfig(candidates=2)
+        result = shipped(observed, "geometry", sampler={"steps": 3}, search=search, progress=False)
     assert result.failures == []
     assert result.scene.depth.dtype == result.scene.cameras.c2w.dtype == torch.float32
     assert result.scene.cameras.K.dtype == torch.float32
@@ -185,31 +234,42 @@ def test_prompt_reaches_the_model_through_the_text_encoder(scene, tmp_path, monk
     model = Any4DTransformer(preset("tiny", text_dim=32))
     seen = []
     forward = model.forward
-    monkeypatch.setattr(model, "forward",
-                        lambda *a, **k: seen.append(k.get("text")) or forward(*a, **k))  # fmt: skip
+    monkeypatch.setattr(
+        model, "forward", lambda *a, **k: seen.append(k.get("text")) or forward(*a, **k)
+    )
     defaults = {"num_frames": 3, "height": 16, "width": 16}
     with_text = Any4DPipeline(model, PixelTokenizer(2), defaults, text_encoder=text)
-    with_text(scene, task="geometry", steps=2, prompt="a red cube", progress=False)
+    with_text(scene, task="geometry", sampler={"steps": 2}, prompt="a red cube", progress=False)
     expected = text.encode("a red cube")
     assert len(seen) == 2 and all(t.shape[0] == 2 for t in seen)  # both guidance branches
     assert all(torch.equal(t, torch.cat([expected, expected])) for t in seen)
     # Without a prompt the scene's own text is used.
     seen.clear()
-    with_text(dataclasses.replace(scene, text="two blue spheres"), task="geometry", steps=1,
-              progress=False)  # fmt: skip
+    with_text(
+        dataclasses.replace(scene, text="two blue spheres"),
+        task="geometry",
+        sampler={"steps": 1},
+        progress=False,
+    )
     assert torch.equal(seen[0][:1], text.encode("two blue spheres"))
     # A pipeline without an encoder says it did not use the scene's text, and refuses a prompt.
     plain = Any4DPipeline(model, PixelTokenizer(2), defaults)
-    result = plain(dataclasses.replace(scene, text="x"), task="geometry", steps=1, progress=False)
+    result = plain(
+        dataclasses.replace(scene, text="x"), task="geometry", sampler={"steps": 1}, progress=False
+    )
     assert any("text was not used" in f for f in result.failures)
     with pytest.raises(ValueError, match="prompt given but the pipeline has no text encoder"):
-        plain(scene, task="geometry", steps=1, prompt="x", progress=False)
+        plain(scene, task="geometry", sampler={"steps": 1}, prompt="x", progress=False)
     untexted = Any4DPipeline(Any4DTransformer(preset("tiny")), PixelTokenizer(2), defaults)
     with pytest.raises(ValueError, match="no text conditioning"):
-        untexted(scene, task="geometry", steps=1, prompt="x", progress=False)
+        untexted(scene, task="geometry", sampler={"steps": 1}, prompt="x", progress=False)
     with pytest.raises(ValueError, match="32-d features but the model's text_dim is 48"):
-        Any4DPipeline(Any4DTransformer(preset("tiny", text_dim=48)), PixelTokenizer(2), defaults,
-                      text_encoder=text)  # fmt: skip
+        Any4DPipeline(
+            Any4DTransformer(preset("tiny", text_dim=48)),
+            PixelTokenizer(2),
+            defaults,
+            text_encoder=text,
+        )
     # from_pretrained takes the encoder from a local directory.
     with_text.save_pretrained(tmp_path / "pipe")
     loaded = Any4DPipeline.from_pretrained(tmp_path / "pipe", text_encoder=tmp_path)

@@ -13,10 +13,16 @@ from any4d.diffusion import PRESETS, NoiseConfig
 from any4d.geometry import Cameras, median_depth
 from any4d.model import Any4DTransformer, preset
 from any4d.pipeline import Any4DPipeline
-from any4d.tokenize import Observed, PixelTokenizer
+from any4d.tokenize import STREAMS, Observed, PixelTokenizer
 from any4d.train.step import prepare_micro_batch
 
-STREAMS = ("rgb", "depth", "ray_d", "ray_m")
+# Where each preset's clip scale comes from; the others observe RGB alone ("relative").
+UNITS_OF = {
+    "depth": "cameras",
+    "depth_to_video": "depth",
+    "interpolate": "cameras",
+    "extrapolate": "cameras",
+}
 
 
 class Recording(PixelTokenizer):
@@ -32,11 +38,23 @@ class Recording(PixelTokenizer):
         return clip
 
 
+def micro_batch(truth, tokenizer, pattern):
+    """The trainer's micro-batch of ``truth`` alone, drawing ``pattern`` only."""
+    noise = NoiseConfig(patterns={pattern: 1.0})
+    cpu = torch.device("cpu")
+    return prepare_micro_batch(
+        [truth], [0], 0, tokenizer=tokenizer, streams=STREAMS, noise=noise, seed=0, device=cpu
+    )
+
+
 @pytest.fixture(scope="module")
 def pipe():
     torch.manual_seed(0)
-    return Any4DPipeline(Any4DTransformer(preset("tiny")), Recording(2),
-                         {"num_frames": 5, "height": 16, "width": 16, "steps": 1})  # fmt: skip
+    return Any4DPipeline(
+        Any4DTransformer(preset("tiny")),
+        Recording(2),
+        {"num_frames": 5, "height": 16, "width": 16, "steps": 1},
+    )
 
 
 @pytest.fixture(scope="module")
@@ -47,16 +65,13 @@ def truth():
 @pytest.mark.parametrize("name", sorted(PRESETS))
 def test_the_trainer_and_the_pipeline_give_a_pattern_the_same_scale(pipe, truth, name):
     tokenizer = Recording(2)
-    batch = prepare_micro_batch([truth], [0], 0, tokenizer=tokenizer, streams=STREAMS,
-                                noise=NoiseConfig(patterns={name: 1.0}), seed=0,
-                                device=torch.device("cpu"))  # fmt: skip
+    batch = micro_batch(truth, tokenizer, name)
     assert batch.patterns == [name]
     trained = tokenizer.clips[-1]
-    result = pipe(truth, name, steps=1, progress=False)
+    result = pipe(truth, name, sampler={"steps": 1}, progress=False)
     inferred = pipe.tokenizer.clips[-1]
     assert result.units == inferred.units[0] == trained.units[0] == batch.units[0]
-    expected = {"depth": "cameras", "depth_to_video": "depth", "interpolate": "cameras",
-                "extrapolate": "cameras"}.get(name, "relative")  # fmt: skip
+    expected = UNITS_OF.get(name, "relative")
     assert result.units == expected
     if expected == "relative":  # RGB only: training's unit is the target's median depth
         torch.testing.assert_close(trained.frame.scale[0], median_depth(truth.depth[None])[0])
@@ -73,8 +88,8 @@ def test_the_pipeline_feeds_only_what_the_task_observes(pipe, truth):
         mask = PRESETS[name]
         assert (given.depth is not None) == ("depth" in mask.clean)
         assert (given.cameras is not None) == ("ray_d" in mask.clean)
-        a = pipe(truth, name, steps=1, progress=False)
-        b = pipe(given, name, steps=1, progress=False)
+        a = pipe(truth, name, sampler={"steps": 1}, progress=False)
+        b = pipe(given, name, sampler={"steps": 1}, progress=False)
         assert all(torch.equal(a.latents[s], b.latents[s]) for s in a.latents)
         assert torch.equal(a.scene.depth, b.scene.depth) and a.units == b.units
         assert (a.scene.cameras is None) == (b.scene.cameras is None)
@@ -96,13 +111,15 @@ def test_encoding_and_decoding_the_truth_returns_the_input_units(truth, name, ta
 def test_observed_depth_without_a_valid_value_is_a_clear_error(pipe, truth):
     invalid = dataclasses.replace(truth, depth=torch.zeros_like(truth.depth))
     with pytest.raises(ValueError, match="no valid"):
-        pipe(invalid, "depth_to_video", steps=1, progress=False)
+        pipe(invalid, "depth_to_video", sampler={"steps": 1}, progress=False)
 
 
 def test_a_static_camera_observes_no_scale_and_falls_back_to_relative_units(pipe, truth):
     cameras = truth.cameras
     static = Cameras(cameras.K, cameras.c2w[:1].expand_as(cameras.c2w).clone())
-    result = pipe(dataclasses.replace(truth, cameras=static), "depth", steps=1, progress=False)
+    result = pipe(
+        dataclasses.replace(truth, cameras=static), "depth", sampler={"steps": 1}, progress=False
+    )
     assert result.units == "relative"
     assert float(pipe.tokenizer.clips[-1].frame.scale[0]) == 1.0
     assert torch.isfinite(result.scene.depth).all()
@@ -114,9 +131,7 @@ def test_ray_losses_count_only_the_real_ray_channels(truth):
     weights = tokenizer.channel_weights(STREAMS)
     assert set(weights) == {"ray_d", "ray_m"}
     assert weights["ray_d"].tolist() == [1.0] * 3 + [0.0] * 9
-    batch = prepare_micro_batch([truth], [0], 0, tokenizer=tokenizer, streams=STREAMS,
-                                noise=NoiseConfig(patterns={"video": 1.0}), seed=0,
-                                device=torch.device("cpu"))  # fmt: skip
+    batch = micro_batch(truth, tokenizer, "video")
     grid = batch.latents["ray_d"].shape  # (1, 12, T', H', W'), every group a target
     assert batch.counts["ray_d"] == 3 * grid[2] * grid[3] * grid[4]
     assert batch.counts["rgb"] == 12 * grid[2] * grid[3] * grid[4] - 12 * grid[3] * grid[4]

@@ -10,16 +10,17 @@ from __future__ import annotations
 
 import json
 import os
-import uuid
 from dataclasses import dataclass, replace
 from pathlib import Path
 
+import numpy as np
 import torch
 from safetensors import SafetensorError, safe_open
 from safetensors.torch import save
 from torch import Tensor
 
 from any4d.geometry.cameras import Cameras
+from any4d.io import atomic_path
 
 MODALITIES = ("rgb", "depth", "cameras", "text")
 _FORMAT = "any4d.scene"
@@ -82,13 +83,7 @@ class Scene:
                 )
             if depth.device != rgb.device:
                 raise ValueError(f"depth is on {depth.device} but rgb on {rgb.device}")
-            if not torch.isfinite(depth).all():
-                raise ValueError("depth contains NaN or inf (expected finite metres, 0 = invalid)")
-            if (depth < 0).any():
-                raise ValueError(
-                    f"depth has negative values (min {float(depth.min()):.4g}); "
-                    "expected metres ≥ 0 with 0 = invalid"
-                )
+            check_depth_values(depth)
 
         if self.cameras is not None:
             cameras = self.cameras
@@ -184,16 +179,9 @@ class Scene:
             "fps": float(self.fps),
             "text": self.text,
         }
-        path.parent.mkdir(parents=True, exist_ok=True)
-        # Write beside the target and rename: a crash never leaves a half-written scene. Python's
-        # open creates the file with the umask's permissions (safetensors' save_file: 0600).
-        tmp = path.parent / f".{path.name}.{uuid.uuid4().hex}.tmp"
-        try:
-            tmp.write_bytes(save(tensors, metadata={"any4d": json.dumps(info)}))
-            os.replace(tmp, path)
-        except BaseException:
-            tmp.unlink(missing_ok=True)
-            raise
+        # A crash never leaves a half-written scene; the file gets the umask's permissions.
+        with atomic_path(path) as temporary:
+            temporary.write_bytes(save(tensors, metadata={"any4d": json.dumps(info)}))
         return path
 
     @classmethod
@@ -248,6 +236,19 @@ class Scene:
         return (
             f"Scene(frames={t}, size={h}x{w}, modalities={self.modalities}, "
             f"fps={self.fps:g}, dtype={self.rgb.dtype})"
+        )
+
+
+def check_depth_values(depth: Tensor | np.ndarray) -> None:
+    """Raise unless ``depth`` (a tensor or an array of any shape) holds finite metres ≥ 0, with
+    0 = invalid (DESIGN §1)."""
+    finite = torch.isfinite(depth) if isinstance(depth, Tensor) else np.isfinite(depth)
+    if not finite.all():
+        raise ValueError("depth contains NaN or inf (expected finite metres, 0 = invalid)")
+    if (depth < 0).any():
+        raise ValueError(
+            f"depth has negative values (min {float(depth.min()):.4g}); "
+            "expected metres ≥ 0 with 0 = invalid"
         )
 
 

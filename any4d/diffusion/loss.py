@@ -17,7 +17,8 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor
 
-from any4d.diffusion.masks import STREAMS, State
+from any4d.diffusion.masks import State
+from any4d.tokenize import STREAMS
 
 
 @dataclass(frozen=True)
@@ -108,8 +109,8 @@ def flow_matching_loss(
         raise ValueError(f"states has no entry for streams {missing}")
     weights = dict.fromkeys(STREAMS, 0.25) if weights is None else dict(weights)
     shapes = {s: v.shape for s, v in prediction.items()}
-    masks = target_weights({s: states[s].to(v.device) for s, v in prediction.items()}, shapes,
-                           pixel_weights, channel_weights)  # fmt: skip
+    on_device = {s: states[s].to(v.device) for s, v in prediction.items()}
+    masks = target_weights(on_device, shapes, pixel_weights, channel_weights)
     counts = {s: _count(m, shapes[s][1]) for s, m in masks.items()}
     denominators = counts if denominators is None else denominators
     total = None

@@ -27,7 +27,9 @@ from enum import IntEnum
 import torch
 from torch import Tensor
 
-STREAMS = ("rgb", "depth", "ray_d", "ray_m")
+from any4d.geometry import resolve_frames
+from any4d.tokenize import STREAMS, causal_pixel_frames
+
 ALL = "all"
 # Spec names that stand for several streams.
 _ALIASES = {"rays": ("ray_d", "ray_m")}
@@ -54,17 +56,9 @@ class Layout:
 
     @classmethod
     def for_stride(cls, num_frames: int, temporal_stride: int = 1) -> Layout:
-        """The causal layout: latent 0 ↔ pixel 0, latent j ↔ pixels r(j−1)+1 … rj."""
-        r = temporal_stride
-        if r < 1 or num_frames < 1 or (num_frames - 1) % r:
-            raise ValueError(
-                f"num_frames={num_frames} does not fit temporal_stride={r} "
-                f"(expected 1 + {r}·k frames)"
-            )
-        frames = [(0,)] + [
-            tuple(range(r * (j - 1) + 1, r * j + 1)) for j in range(1, 1 + (num_frames - 1) // r)
-        ]
-        return cls(tuple(frames))
+        """The causal layout (``any4d.tokenize.causal_pixel_frames``): latent 0 ↔ pixel 0,
+        latent j ↔ pixels r(j−1)+1 … rj."""
+        return cls(causal_pixel_frames(num_frames, temporal_stride))
 
     @property
     def num_frames(self) -> int:
@@ -77,7 +71,7 @@ class Layout:
         return len(self.pixel_frames)
 
 
-def _layout_of(layout) -> Layout:
+def as_layout(layout) -> Layout:
     """A ``Layout`` from a Layout or anything with ``pixel_frames`` and ``num_context``."""
     if isinstance(layout, Layout):
         return layout
@@ -154,15 +148,7 @@ class Mask:
         frames = self.clean.get(stream, ())
         if frames == ALL:
             return frozenset(range(num_frames))
-        resolved = set()
-        for f in frames:
-            if not -num_frames <= f < num_frames:
-                raise ValueError(
-                    f"mask frame {f} of stream {stream!r} is out of range for a clip of "
-                    f"{num_frames} frames (expected −{num_frames} … {num_frames - 1})"
-                )
-            resolved.add(f % num_frames)
-        return frozenset(resolved)
+        return frozenset(resolve_frames(frames, num_frames, f"the mask of stream {stream!r}"))
 
     def context_frames(self, layout) -> tuple[int, ...]:
         """Clean pixel frames whose latent frame is not entirely clean in that stream.
@@ -170,7 +156,7 @@ class Mask:
         These need their own context group (the tokenizer's ``context_frames``). ``layout``
         describes the clip *without* context groups (e.g. ``Layout.for_stride(T, 4)``).
         """
-        layout = _layout_of(layout)
+        layout = as_layout(layout)
         frames = set()
         for stream in self.clean:
             clean = self.clean_frames(stream, layout.num_frames)
@@ -199,7 +185,7 @@ class Mask:
                    (generating what was not observed is the point).
         Returns stream → (B, T') ``State`` values as uint8 (B = 1 without ``available``).
         """
-        layout = _layout_of(layout)
+        layout = as_layout(layout)
         unknown = [s for s in self.clean if s not in streams]
         if unknown:
             raise ValueError(

@@ -168,18 +168,24 @@ def add_noise(
     latents: Mapping[str, Tensor],
     t: Mapping[str, Tensor],
     generator: torch.Generator | None = None,
+    noise: Mapping[str, Tensor] | None = None,
 ) -> tuple[dict[str, Tensor], dict[str, Tensor]]:
     """``z_t = (1 − t)·z₀ + t·ε`` per stream, with ``t`` per latent frame.
 
-    latents: stream → (B, C, T', H, W); t: stream → (B, T').
+    latents: stream → (B, C, T', H, W); t: stream → (B, T'); noise: ε, stream → (B, C, T', H, W),
+    or None to draw it from ``generator`` (the trainer draws its own, from each sample's
+    generator). ``t`` is cast to ε's dtype.
     Returns the noisy latents and the noise ε, each stream → (B, C, T', H, W).
     """
     noisy, noises = {}, {}
     for s, z0 in latents.items():
-        device = generator.device if generator is not None else z0.device
-        noise = torch.randn(z0.shape, generator=generator, dtype=z0.dtype, device=device)
-        noise = noise.to(z0.device)
-        level = t[s].to(z0.dtype).to(z0.device)[:, None, :, None, None]
-        noisy[s] = (1 - level) * z0 + level * noise
-        noises[s] = noise
+        if noise is None:
+            device = generator.device if generator is not None else z0.device
+            eps = torch.randn(z0.shape, generator=generator, dtype=z0.dtype, device=device)
+            eps = eps.to(z0.device)
+        else:
+            eps = noise[s]
+        level = t[s].to(eps.dtype).to(z0.device)[:, None, :, None, None]
+        noisy[s] = (1 - level) * z0 + level * eps
+        noises[s] = eps
     return noisy, noises

@@ -14,13 +14,15 @@ when nothing is clean.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Mapping
+from dataclasses import dataclass, fields, replace
 
 import torch
 from torch import Tensor
 from tqdm.auto import tqdm
 
-from any4d.diffusion.masks import Layout, Mask, State
+from any4d.diffusion.masks import Layout, Mask, State, as_layout
 
 Velocity = Callable[..., dict[str, Tensor]]
 SOLVERS = ("unipc", "euler")
@@ -45,9 +47,96 @@ def make_scheduler(solver: str, steps: int, shift: float):
     return scheduler
 
 
+@dataclass(frozen=True)
+class SamplerConfig:
+    """How to integrate the flow from noise to a completion; every default is stated here.
+
+    steps:    solver steps (model calls; twice the batch with history guidance).
+    solver:   "unipc" (Wan2.1's sampler) or "euler".
+    shift:    time shift α of the flow-matching schedule (Wan2.1: 3.0 at 480p).
+    guidance: history guidance weight w ≥ 0 (DFoT; 0 = off).
+    """
+
+    steps: int = 40
+    solver: str = "unipc"
+    shift: float = 3.0
+    guidance: float = 2.0
+
+    def __post_init__(self) -> None:
+        if isinstance(self.steps, bool) or not isinstance(self.steps, int) or self.steps < 1:
+            raise ValueError(f"steps={self.steps!r} (expected an integer ≥ 1)")
+        if self.solver not in SOLVERS:
+            raise ValueError(f"solver={self.solver!r} (expected one of {SOLVERS})")
+        if not _finite(self.shift) or self.shift <= 0:
+            raise ValueError(f"shift={self.shift!r} (expected a finite number > 0)")
+        if not _finite(self.guidance) or self.guidance < 0:
+            raise ValueError(f"guidance={self.guidance!r} (expected a finite weight w ≥ 0)")
+
+    @classmethod
+    def settings(cls) -> tuple[str, ...]:
+        """The field names, e.g. to pick sampler settings out of a pipeline's defaults."""
+        return tuple(f.name for f in fields(cls))
+
+
+def _finite(value) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
+
+
+@dataclass(frozen=True, eq=False)
+class Latents:
+    """What the sampler completes: the latent grids of a batch and where they sit in time.
+
+    grids:       stream → (B, C, T', H', W') observed latents; values of target groups are
+                 ignored. Every stream has the same (B, ·, T', H', W').
+    layout:      the pixel frames each latent frame holds (default: latent frame j is pixel
+                 frame j).
+    frame_index: (T',) integer RoPE time index per latent frame, passed to the model when given.
+    available:   stream → (B,) bool: a clean group of a sample without that data is an error.
+    """
+
+    grids: dict[str, Tensor]
+    layout: Layout | None = None
+    frame_index: Tensor | None = None
+    available: dict[str, Tensor] | None = None
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.grids, Mapping) or not self.grids:
+            raise ValueError("grids must be a non-empty dict of stream → (B, C, T', H', W')")
+        first = next(iter(self.grids.values()))
+        if self.layout is None:
+            object.__setattr__(self, "layout", Layout.for_stride(first.shape[2], 1))
+        object.__setattr__(self, "grids", dict(self.grids))
+
+    @classmethod
+    def of(cls, clip) -> Latents:
+        """The grids of a ``LatentClip`` with its layout, RoPE indices and availability."""
+        return cls(dict(clip.grids), as_layout(clip), clip.frame_index, dict(clip.available))
+
+    @property
+    def streams(self) -> list[str]:
+        return list(self.grids)
+
+    @property
+    def batch_size(self) -> int:
+        return next(iter(self.grids.values())).shape[0]
+
+    def repeat(self, count: int) -> Latents:
+        """``count`` copies of the batch one after the other (candidates sampled together)."""
+
+        def tile(x: Tensor) -> Tensor:
+            return x.repeat(count, *([1] * (x.dim() - 1)))
+
+        available = None if self.available is None else _each(tile, self.available)
+        return replace(self, grids=_each(tile, self.grids), available=available)
+
+
+def _each(function, tensors: Mapping[str, Tensor]) -> dict[str, Tensor]:
+    return {s: function(x) for s, x in tensors.items()}
+
+
 def resolve_states(
     mask: Mask | str | Mapping[str, Tensor],
-    layout,
+    layout: Layout,
     streams: list[str],
     batch: int,
     available: Mapping[str, Tensor] | None = None,
@@ -75,64 +164,41 @@ def resolve_states(
     return out
 
 
-def _unpack_input(latents, layout, frame_index, available):
-    """Grids, layout, frame_index and availability from a dict of grids or a LatentClip."""
-    if hasattr(latents, "grids"):  # a LatentClip: it carries its own layout
-        clip = latents
-        layout = clip if layout is None else layout
-        frame_index = clip.frame_index if frame_index is None else frame_index
-        available = clip.available if available is None else available
-        latents = clip.grids
-    if not isinstance(latents, Mapping) or not latents:
-        raise ValueError("latents must be a non-empty dict of stream → (B, C, T', H, W)")
-    first = next(iter(latents.values()))
-    if layout is None:  # latent frame j is pixel frame j
-        layout = Layout.for_stride(first.shape[2], 1)
-    elif not isinstance(layout, Layout):
-        layout = Layout(tuple(tuple(p) for p in layout.pixel_frames), int(layout.num_context))
-    return dict(latents), layout, frame_index, available
-
-
 @torch.no_grad()
 def sample(
     model: Velocity,
-    latents,
+    latents: Latents,
     mask: Mask | str | Mapping[str, Tensor],
+    config: SamplerConfig | None = None,
     *,
-    steps: int = 40,
-    solver: str = "unipc",
-    shift: float = 3.0,
-    guidance: float = 2.0,
     generator: torch.Generator | None = None,
     noise: Mapping[str, Tensor] | None = None,
     text: Tensor | None = None,
-    layout=None,
-    frame_index: Tensor | None = None,
-    available: Mapping[str, Tensor] | None = None,
     progress: bool = True,
 ) -> dict[str, Tensor]:
     """Complete the target groups of ``latents``.
 
     model:     any callable ``model(latents, t, text=None[, frame_index=…])`` → velocities
                (DESIGN §4); ``t`` is given per latent frame, (B, T', 1, 1).
-    latents:   stream → (B, C, T', H, W) observed latents (values of target groups are
-               ignored), or a ``LatentClip`` (its layout, frame_index and availability are used).
+    latents:   the observed grids and their layout (``Latents``; ``Latents.of(clip)`` for a
+               ``LatentClip``).
     mask:      a ``Mask``, a spec or preset name, or explicit states stream → (B, T') / (T',).
-    steps, solver, shift: the schedule (``"unipc"`` as Wan2.1, or ``"euler"``), time shift α.
-    guidance:  history guidance weight w (0 = off).
+    config:    steps, solver, shift and history guidance (default ``SamplerConfig()``).
     generator: for the initial noise; ``noise`` (stream → the latents' shape) gives it instead.
                The noise at clean groups replaces the context in the unguided branch.
     text:      (B, L, text_dim) text features for the model, or None.
-    layout:    pixel frames per latent frame (default: latent frame j = pixel frame j).
-    frame_index: RoPE time index per latent frame, passed to the model when given.
-    available: stream → (B,) bool: a clean group of a sample without data is an error.
-    Returns stream → (B, C, T', H, W): clean groups equal to the observation, targets sampled.
+    Returns stream → (B, C, T', H', W'): clean groups equal to the observation, targets sampled.
     """
-    latents, layout, frame_index, available = _unpack_input(latents, layout, frame_index, available)
-    streams = list(latents)
-    first = latents[streams[0]]
+    if not isinstance(latents, Latents):
+        raise ValueError(
+            f"latents is a {type(latents).__name__} (expected Latents: Latents(grids) or "
+            "Latents.of(clip))"
+        )
+    config = config or SamplerConfig()
+    grids, streams = latents.grids, latents.streams
+    first = grids[streams[0]]
     batch, dtype, device = first.shape[0], first.dtype, first.device
-    states = resolve_states(mask, layout, streams, batch, available)
+    states = resolve_states(mask, latents.layout, streams, batch, latents.available)
     if noise is None:
         noise = {
             s: torch.randn(
@@ -141,9 +207,9 @@ def sample(
                 dtype=dtype,
                 device=generator.device if generator is not None else device,
             ).to(device)
-            for s, x in latents.items()
+            for s, x in grids.items()
         }
-    elif set(noise) != set(streams) or any(noise[s].shape != latents[s].shape for s in streams):
+    elif set(noise) != set(streams) or any(noise[s].shape != grids[s].shape for s in streams):
         raise ValueError(
             f"noise has {{{', '.join(f'{k}: {tuple(v.shape)}' for k, v in noise.items())}}} "
             "(expected the latents' streams and shapes)"
@@ -155,11 +221,13 @@ def sample(
     clean = {s: group(s, State.CLEAN) for s in streams}
     target = {s: group(s, State.TARGET) for s in streams}
     absent = {s: group(s, State.ABSENT) for s in streams}
-    x = {s: torch.where(clean[s], latents[s], noise[s].to(dtype)) for s in streams}
+    x = {s: torch.where(clean[s], grids[s], noise[s].to(dtype)) for s in streams}
+    guidance = config.guidance
     guided = guidance != 0 and any(bool(c.any()) for c in clean.values())
-    extra = {} if frame_index is None else {"frame_index": frame_index}
+    index = latents.frame_index
+    extra = {} if index is None else {"frame_index": index}
 
-    scheduler = make_scheduler(solver, steps, shift)
+    scheduler = make_scheduler(config.solver, config.steps, config.shift)
     for timestep in tqdm(scheduler.timesteps, desc="sampling", disable=not progress, leave=False):
         level = float(timestep) / 1000.0
         t = {

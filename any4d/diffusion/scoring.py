@@ -21,7 +21,7 @@ from collections.abc import Sequence
 import torch
 from torch import Tensor
 
-from any4d.geometry import Cameras, photometric_error, project, unproject, warp
+from any4d.geometry import Cameras, photometric_error, project, resolve_frames, unproject, warp
 
 SCORES = ("photometric", "geometric", "combined")
 
@@ -35,12 +35,11 @@ def anchor_pairs(
     """
     if num_frames < 2:
         raise ValueError(f"num_frames={num_frames} (expected ≥ 2 frames to form pairs)")
-    bad = [a for a in anchors if not -num_frames <= a < num_frames]
-    if bad or not anchors:
+    if not anchors:
         raise ValueError(
             f"anchors={list(anchors)} (expected frame indices of a {num_frames}-frame clip)"
         )
-    resolved = sorted({a % num_frames for a in anchors})
+    resolved = sorted(set(resolve_frames(anchors, num_frames, "anchors")))
     pairs = [(i, j) for i in resolved for j in range(num_frames) if j != i]
     if len(pairs) <= max_pairs:
         return pairs

@@ -23,8 +23,8 @@ import torch
 from torch import Tensor
 
 from any4d.diffusion.masks import Mask
-from any4d.diffusion.sampler import _unpack_input, sample
-from any4d.diffusion.scoring import anchor_pairs, score
+from any4d.diffusion.sampler import Latents, SamplerConfig, sample
+from any4d.diffusion.scoring import SCORES, anchor_pairs, score
 from any4d.diffusion.uncertainty import Uncertainty, posterior_spread
 from any4d.geometry import Cameras
 
@@ -32,37 +32,60 @@ Decoded = Mapping[str, Tensor | Cameras]
 SELECTS = ("best", "mean")
 
 
+@dataclass(frozen=True)
+class SearchConfig:
+    """How many hypotheses to draw and which to keep; every default is stated here.
+
+    candidates: samples drawn per clip (1: one sample, nothing scored or chosen).
+    select:     "best" (the lowest score: the paper's test-time search) or "mean" (the
+                candidates' mean), module docstring.
+    score:      "photometric" (the paper's), "geometric" or "combined"
+                (``any4d.diffusion.scoring``).
+    batch_size: candidates per sampler call (None: all at once).
+    max_pairs:  reprojection pairs scored per candidate, at most.
+    """
+
+    candidates: int = 1
+    select: str = "best"
+    score: str = "photometric"
+    batch_size: int | None = None
+    max_pairs: int = 16
+
+    def __post_init__(self) -> None:
+        for name in ("candidates", "max_pairs", "batch_size"):
+            value = getattr(self, name)
+            if name == "batch_size" and value is None:
+                continue
+            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+                raise ValueError(f"{name}={value!r} (expected an integer ≥ 1)")
+        if self.select not in SELECTS:
+            raise ValueError(f"select={self.select!r} (expected one of {SELECTS})")
+        if self.score not in SCORES:
+            raise ValueError(f"score={self.score!r} (expected one of {SCORES})")
+
+
 @dataclass(frozen=True, eq=False)
 class SearchResult:
     """What ``search`` found.
 
-    latents:     stream → (B, C, T', H, W), per sample the chosen candidate (``select="best"``)
+    latents:     stream → (B, C, T', H', W'), per sample the chosen candidate (``select="best"``)
                  or the candidates' mean (``"mean"``).
     decoded:     those latents decoded: "rgb" (B, T, 3, H, W), "depth" (B, T, 1, H, W),
-                 "cameras" (batch (B, T); absent when the mean's rays determine no camera).
+                 "cameras" (batch (B, T); absent when the rays determine no camera).
     scores:      (B, L) every candidate's score (lower is better; inf: no overlap, or the
-                 candidate could not be decoded).
+                 candidate could not be decoded); None with one candidate.
     best:        (B,) index of the lowest-scoring candidate (with ``"mean"``, for reference).
-    uncertainty: the spread over the decodable candidates.
-    failures:    one line per candidate that could not be decoded (and for the mean).
+    uncertainty: the spread over the decodable candidates; None with one candidate.
+    failures:    one line per candidate that could not be decoded (and for the mean), or for
+                 the one sample whose rays determine no camera.
     """
 
     latents: dict[str, Tensor]
     decoded: dict[str, Tensor | Cameras]
-    scores: Tensor
+    scores: Tensor | None
     best: Tensor
-    uncertainty: Uncertainty
+    uncertainty: Uncertainty | None
     failures: list[str]
-
-
-def _decoder(decode, clip) -> Callable[[dict[str, Tensor]], Decoded]:
-    if hasattr(decode, "decode_streams"):  # a tokenizer: decode with the clip's metadata
-        if clip is None:
-            raise ValueError("decode is a tokenizer: pass the LatentClip as latents")
-        return lambda grids: decode.decode_streams(clip, grids)
-    if not callable(decode):
-        raise ValueError(f"decode is a {type(decode).__name__} (expected a tokenizer or callable)")
-    return decode
 
 
 def _anchors(mask, num_frames: int) -> list[int]:
@@ -74,73 +97,63 @@ def _anchors(mask, num_frames: int) -> list[int]:
     return [0]
 
 
+def _decode_or_keep(decode, grids: dict[str, Tensor], failures: list[str], label: str) -> dict:
+    """Decode ``grids``; when they do not decode (rays that determine no camera) keep RGB and
+    depth, and say so in ``failures`` as ``"{label}: {error}"``."""
+    try:
+        return dict(decode(grids))
+    except ValueError as error:
+        failures.append(f"{label}: {error}")
+        return dict(decode({s: grids[s] for s in ("rgb", "depth") if s in grids}))
+
+
 def search(
     model,
-    latents,
+    latents: Latents,
     mask,
-    decode,
+    decode: Callable[[dict[str, Tensor]], Decoded],
+    sampler: SamplerConfig | None = None,
+    config: SearchConfig | None = None,
     *,
-    candidates: int = 4,
-    select: str = "best",
-    score_kind: str = "photometric",
-    batch_size: int | None = None,
-    anchors: Sequence[int] | None = None,
-    max_pairs: int = 16,
     generator: torch.Generator | None = None,
     text: Tensor | None = None,
-    **sample_kwargs,
+    anchors: Sequence[int] | None = None,
+    progress: bool = True,
 ) -> SearchResult:
-    """Sample ``candidates`` completions and keep the most self-consistent one per sample.
+    """Sample ``config.candidates`` completions and keep the most self-consistent one per sample.
 
-    model, latents, mask, text and ``sample_kwargs`` (steps, solver, shift, guidance, layout,
-    frame_index, available, progress): as for ``sample``; ``latents`` may be a ``LatentClip``.
-    decode:      a tokenizer (with a ``LatentClip`` as latents) or a callable grids (batch B) →
-                 {"rgb", "depth", "cameras"}.
-    select:      "best" (the lowest score) or "mean" (the candidates' mean), module docstring.
-    score_kind:  "photometric" (the paper's), "geometric" or "combined".
-    batch_size:  candidates per sampler call (default: all at once).
-    anchors:     frames to warp from (default: the mask's clean RGB frames, else frame 0).
+    model, latents, mask, sampler, generator, text, progress: as for ``sample``.
+    decode:  grids (batch B) → {"rgb", "depth", "cameras"}, e.g. a tokenizer's
+             ``decode_streams`` bound to the clip; a ``ValueError`` means "no camera".
+    config:  candidates, select, score (default ``SearchConfig()``: one sample, decoded).
+    anchors: frames to warp from (default: the mask's clean RGB frames, else frame 0).
     """
-    if candidates < 1:
-        raise ValueError(f"candidates={candidates} (expected ≥ 1)")
-    if select not in SELECTS:
-        raise ValueError(f"select={select!r} (expected one of {SELECTS})")
-    clip = latents if hasattr(latents, "grids") else None
-    decode = _decoder(decode, clip)
-    grids, layout, frame_index, available = _unpack_input(
-        latents, sample_kwargs.pop("layout", None), sample_kwargs.pop("frame_index", None),
-        sample_kwargs.pop("available", None),
-    )  # fmt: skip
-    if "noise" in sample_kwargs:
-        raise ValueError("search draws its own noise per candidate: pass generator, not noise")
-    batch = next(iter(grids.values())).shape[0]
-    per_call = candidates if batch_size is None else max(1, batch_size)
-
+    config = config or SearchConfig()
+    candidates, batch = config.candidates, latents.batch_size
+    per_call = candidates if config.batch_size is None else config.batch_size
     samples: list[dict[str, Tensor]] = []
     for start in range(0, candidates, per_call):
         count = min(per_call, candidates - start)
-
-        def repeat(x: Tensor, count=count) -> Tensor:
-            return x.repeat(count, *([1] * (x.dim() - 1)))
-
         out = sample(
             model,
-            {s: repeat(g) for s, g in grids.items()},
+            latents.repeat(count),
             mask,
+            sampler,
             generator=generator,
-            text=None if text is None else repeat(text),
-            layout=layout,
-            frame_index=frame_index,
-            available=None if available is None else {s: repeat(a) for s, a in available.items()},
-            **sample_kwargs,
+            text=None if text is None else text.repeat(count, *([1] * (text.dim() - 1))),
+            progress=progress,
         )
         samples += [
             {s: g[k * batch : (k + 1) * batch] for s, g in out.items()} for k in range(count)
         ]
+    failures: list[str] = []
+    if candidates == 1:  # one sample: nothing to score or choose
+        decoded = _decode_or_keep(decode, samples[0], failures, "cameras")
+        best = torch.zeros(batch, dtype=torch.long)
+        return SearchResult(samples[0], decoded, None, best, None, failures)
 
     scores = torch.full((batch, candidates), torch.inf)
     decoded: list[Decoded | None] = []
-    failures = []
     for k, candidate in enumerate(samples):
         try:
             result = decode(candidate)
@@ -152,24 +165,19 @@ def search(
         rgb, depth, cameras = result["rgb"], result.get("depth"), result.get("cameras")
         if depth is None or cameras is None:
             raise ValueError("search needs depth and cameras: the mask must keep both streams")
-        pairs = anchor_pairs(
-            rgb.shape[1], anchors or _anchors(mask, rgb.shape[1]), max_pairs=max_pairs
-        )
-        scores[:, k] = score(score_kind, rgb, depth, cameras, pairs).float().cpu()
+        frames = anchors or _anchors(mask, rgb.shape[1])
+        pairs = anchor_pairs(rgb.shape[1], frames, max_pairs=config.max_pairs)
+        scores[:, k] = score(config.score, rgb, depth, cameras, pairs).float().cpu()
 
     decodable = [k for k, d in enumerate(decoded) if d is not None]
-    if not decodable and select == "best":
+    if not decodable and config.select == "best":
         raise ValueError("no candidate could be decoded: " + "; ".join(failures))
     best = scores.argmin(dim=1)  # an all-inf row picks the first decodable candidate
     if decodable:
         best = torch.where(torch.isinf(scores.min(dim=1).values), decodable[0], best)
-    if select == "mean":
+    if config.select == "mean":
         chosen = {s: torch.stack([c[s] for c in samples]).mean(0) for s in samples[0]}
-        try:
-            chosen_decoded = dict(decode(chosen))
-        except ValueError as error:  # e.g. mean rays that determine no camera: keep the rest
-            failures.append(f"mean of the candidates: {error}")
-            chosen_decoded = dict(decode({s: chosen[s] for s in ("rgb", "depth") if s in chosen}))
+        chosen_decoded = _decode_or_keep(decode, chosen, failures, "mean of the candidates")
     else:
         chosen = {
             s: torch.stack([samples[int(k)][s][b] for b, k in enumerate(best)]) for s in samples[0]

@@ -17,7 +17,6 @@ from any4d.eval.alignment import (
     fit_scale_shift_lstsq,
     umeyama,
 )
-from any4d.eval.cameras import cameras_from_rays
 from any4d.eval.depth_metrics import DEPTH_CAPS, DEPTH_KEYS, PROTOCOLS, depth_cap, depth_metrics
 from any4d.eval.image_metrics import (
     IMAGE_KEYS,
@@ -38,7 +37,6 @@ __all__ = [
     "LpipsVGG",
     "SequenceMean",
     "Similarity",
-    "cameras_from_rays",
     "depth_cap",
     "depth_metrics",
     "fit_scale_l1",

@@ -25,6 +25,7 @@ import torch
 from torch import Tensor
 
 from any4d.eval.lpips import LpipsVGG
+from any4d.geometry import resolve_frames
 
 IMAGE_KEYS = ("psnr_pooled", "psnr_frame_mean", "ssim")
 
@@ -43,14 +44,7 @@ def psnr_from_mse(mse: float) -> float:
 def scored_frames(num_frames: int, context: Sequence[int]) -> list[int]:
     """Indices of the frames that are scored: all but ``context`` (negative indices count from
     the end, so ``(0, -1)`` is interpolation's context)."""
-    excluded = set()
-    for index in context:
-        if not -num_frames <= index < num_frames:
-            raise ValueError(
-                f"context frame {index} is outside a video of {num_frames} frames "
-                f"(expected indices in [{-num_frames}, {num_frames - 1}])"
-            )
-        excluded.add(index % num_frames)
+    excluded = set(resolve_frames(context, num_frames, "context"))
     frames = [t for t in range(num_frames) if t not in excluded]
     if not frames:
         raise ValueError(f"context {list(context)} excludes all {num_frames} frames")

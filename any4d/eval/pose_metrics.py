@@ -29,13 +29,14 @@ import torch
 from torch import Tensor
 
 from any4d.eval.alignment import umeyama
-from any4d.geometry import rigid_inverse
+from any4d.geometry import check_rotations, rigid_inverse
 
 POSE_KEYS = ("ate", "rpe_t", "rpe_r")
 
-# How far from orthonormal (max |R Rᵀ − I|, |det R − 1|) a pose's rotation may be. Trajectory
-# files carry ~6 significant digits (KITTI's "%e"), which leaves R Rᵀ off by a few 1e-6; a
-# scaled, sheared or mirrored matrix is off by far more. evo accepts 1e-6 to ~1e-5 (allclose).
+# How far from orthonormal (max |R Rᵀ − I|, |det R − 1|) a pose's rotation may be, whatever its
+# dtype (geometry's float64 default, 1e-6, is for poses any4d computed). Trajectory files carry
+# ~6 significant digits (KITTI's "%e"), which leaves R Rᵀ off by a few 1e-6; a scaled, sheared
+# or mirrored matrix is off by far more. evo accepts 1e-6 to ~1e-5 (allclose).
 _ROTATION_TOLERANCE = 1e-4
 
 
@@ -51,19 +52,7 @@ def _check_poses(c2w: Tensor | np.ndarray, name: str) -> Tensor:
     if not torch.isfinite(c2w).all():
         raise ValueError(f"{name} contains NaN or inf (expected finite poses)")
     c2w = c2w.double()
-    rotation = c2w[:, :3, :3]
-    eye = torch.eye(3, dtype=c2w.dtype, device=c2w.device)
-    orthogonality = rotation @ rotation.transpose(-1, -2) - eye
-    error = torch.maximum(
-        orthogonality.abs().amax((-1, -2)), (torch.linalg.det(rotation) - 1).abs()
-    )
-    if (error > _ROTATION_TOLERANCE).any():
-        frame = int(torch.argmax(error))
-        raise ValueError(
-            f"{name} at frame {frame} has a rotation that is not a proper rotation "
-            f"(|R Rᵀ − I| or |det R − 1| = {float(error[frame]):.2e}, expected ≤ "
-            f"{_ROTATION_TOLERANCE:g})"
-        )
+    check_rotations(c2w[:, :3, :3], f"{name} rotation", tolerance=_ROTATION_TOLERANCE)
     return c2w
 
 
@@ -98,7 +87,9 @@ def pose_metrics(pred_c2w: Tensor | np.ndarray, gt_c2w: Tensor | np.ndarray) -> 
 
     pred_c2w, gt_c2w: (T, 4, 4) camera-to-world poses (OpenCV axes, though the metrics do not
     depend on the camera axes as long as both use the same), frame ``i`` of one matched with
-    frame ``i`` of the other. Any units: the errors are in the truth's units.
+    frame ``i`` of the other. Any units: the errors are in the truth's units (predicted rays
+    give ``pred_c2w`` through ``any4d.geometry.rays_to_cameras``, in units of the clip scale,
+    which the Sim(3) alignment absorbs).
 
     Returns ``{"ate": …, "rpe_t": …, "rpe_r": …}``: ATE (RMSE of aligned camera centres),
     RPE translation (RMSE, truth's units) and RPE rotation (RMSE, degrees) over consecutive

@@ -42,11 +42,13 @@ import csv
 import dataclasses
 import json
 import math
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from any4d.data import Scene
+from any4d.diffusion import SamplerConfig, SearchConfig
 from any4d.diffusion.masks import ALL, PRESETS, Mask
 from any4d.eval.depth_metrics import PROTOCOLS
 from any4d.eval.tasks import TASKS, task_baselines, task_scores
@@ -206,9 +208,9 @@ def synthetic_clips(
     stride = regime_stride(regime, stride_factor)
     defaults = pipe.defaults
     fps = float(defaults.get("fps", 10.0)) / stride
-    config = SyntheticConfig(num_frames=int(defaults.get("num_frames", 5)),
-                             height=int(defaults.get("height", 32)),
-                             width=int(defaults.get("width", 32)), fps=fps)  # fmt: skip
+    sizes = {"num_frames": 5, "height": 32, "width": 32}  # a pipeline that names no clip shape
+    shape = {k: int(defaults.get(k, size)) for k, size in sizes.items()}
+    config = SyntheticConfig(**shape, fps=fps)
     clips = SyntheticClips(config, split="heldout", size=count)
     return (("synthetic", f"heldout_{i:04d}", clips[i]) for i in range(count))
 
@@ -243,17 +245,17 @@ def run_benchmark(
     *,
     regime: str = "dense",
     stride_factor: int | None = None,
-    candidates: int = 1,
-    select: str = "best",
-    steps: int | None = None,
+    sampler: SamplerConfig | Mapping[str, Any] | None = None,
+    search: SearchConfig | None = None,
     seed: int = 0,
     progress: bool = True,
     depth_range: tuple[float, float] | None = None,
     depth_protocol: str = "geo4d",
 ) -> BenchmarkTable:
     """Run ``task`` under ``regime`` on every (dataset, clip name, truth) and write the outputs
-    (module doc). stride_factor: only recorded here — the clips must already be sampled with it
-    (``synthetic_clips`` / ``mixture_clips`` with the same regime and factor). depth_range:
+    (module doc). sampler, search, seed: as for the pipeline. stride_factor: only recorded
+    here — the clips must already be sampled with it (``synthetic_clips`` / ``mixture_clips``
+    with the same regime and factor). depth_range:
     (near, far) in the clips' units — adds interpolation's plane-sweep baseline. depth_protocol:
     geometry's depth protocol (``any4d.eval.PROTOCOLS``)."""
     mask = regime_mask(task, regime)
@@ -279,14 +281,22 @@ def run_benchmark(
     failed: dict[str, dict[str, str]] = {}
     for dataset, name, truth in clips:
         frames = truth.num_frames
-        record = {"dataset": dataset, "clip": name, "task": task, "regime": regime,
-                  "mask": settings["mask"], "stride_factor": stride, "frames": frames,
-                  "observed": observed_frames(mask, frames),
-                  "scored_frames": scored_frames(task, frames)}  # fmt: skip
+        record = {
+            "dataset": dataset,
+            "clip": name,
+            "task": task,
+            "regime": regime,
+            "mask": settings["mask"],
+            "stride_factor": stride,
+            "frames": frames,
+            "observed": observed_frames(mask, frames),
+            "scored_frames": scored_frames(task, frames),
+        }
         try:
-            result = pipe(model_input(pipe, truth, mask), task=mask, steps=steps,
-                          candidates=candidates, select=select, seed=seed,
-                          progress=progress)  # fmt: skip
+            scene = model_input(pipe, truth, mask)
+            result = pipe(
+                scene, task=mask, sampler=sampler, search=search, seed=seed, progress=progress
+            )
             ours = task_scores(task, result.scene, truth, depth_protocol)
             if result.failures:
                 record["failures"] = result.failures
@@ -319,6 +329,6 @@ def run_benchmark(
         writer = csv.writer(f)
         writer.writerow(["dataset", "method", "clips", *COLUMNS[task], "task", "regime"])
         for (dataset, method), row in rows.items():
-            writer.writerow([dataset, method, counts[(dataset, method)],
-                             *[row.get(c) for c in COLUMNS[task]], task, regime])  # fmt: skip
+            scores = [row.get(c) for c in COLUMNS[task]]
+            writer.writerow([dataset, method, counts[(dataset, method)], *scores, task, regime])
     return table

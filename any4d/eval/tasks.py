@@ -117,9 +117,12 @@ def plane_sweep_frames(truth: Scene, depth_range: tuple[float, float], planes: i
         return fade
     a = torch.linspace(0, 1, frames, dtype=truth.rgb.dtype)[1:-1]
     images, _, views = plane_sweep(
-        truth.rgb[[0, frames - 1]], truth.cameras[[0, frames - 1]], truth.cameras[1:-1],
-        inverse_depth_planes(*depth_range, planes), weights=torch.stack([1 - a, a], dim=1),
-    )  # fmt: skip
+        truth.rgb[[0, frames - 1]],
+        truth.cameras[[0, frames - 1]],
+        truth.cameras[1:-1],
+        inverse_depth_planes(*depth_range, planes),
+        weights=torch.stack([1 - a, a], dim=1),
+    )
     fade[1:-1] = torch.where(views > 0, images, fade[1:-1])
     return fade
 

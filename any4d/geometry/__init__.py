@@ -1,10 +1,11 @@
 """4D geometry: cameras, Plücker rays and their inverse, clip normalisation, reprojection,
-plane-sweep view synthesis.
+plane-sweep view synthesis, frame indices of a clip.
 
 Imports nothing else of any4d.
 """
 
 from any4d.geometry.cameras import Cameras, check_rotations, look_at, rigid_inverse
+from any4d.geometry.frame_indices import resolve_frames
 from any4d.geometry.normalize import (
     CAMERA_SECONDS,
     UNITS,
@@ -46,6 +47,7 @@ __all__ = [
     "project",
     "ray_directions",
     "rays_to_cameras",
+    "resolve_frames",
     "rigid_inverse",
     "unproject",
     "warp",

@@ -45,9 +45,13 @@ def _first_bad(bad: Tensor) -> tuple[int, ...]:
     return tuple(int(i) for i in torch.nonzero(bad)[0]) if bad.dim() else ()
 
 
-def check_rotations(rotation: Tensor, name: str) -> None:
-    """Raise if ``rotation`` (..., 3, 3) is not a proper rotation (orthonormal, det +1)."""
-    tol = _tolerance(rotation.dtype)
+def check_rotations(rotation: Tensor, name: str, tolerance: float | None = None) -> None:
+    """Raise if ``rotation`` (..., 3, 3) is not a proper rotation (orthonormal, det +1).
+
+    tolerance: the most ``max |R Rᵀ − I|`` and ``|det R − 1|`` may be; default: by dtype
+               (``_tolerance``), for matrices any4d computed itself.
+    """
+    tol = _tolerance(rotation.dtype) if tolerance is None else tolerance
     r = rotation.double()
     eye = torch.eye(3, dtype=r.dtype, device=r.device)
     ortho_err = (r @ r.transpose(-1, -2) - eye).abs().amax(dim=(-1, -2))

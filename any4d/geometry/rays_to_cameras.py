@@ -34,9 +34,12 @@ def rays_to_cameras(rays: Tensor, weights: Tensor | None = None) -> Cameras:
              not be unit length (they are normalised first); moments are read as ``o × d`` of
              the unit direction, as ``plucker_rays`` writes them (a predicted ``m`` is not
              rescaled by a predicted ``|d|``).
-    weights: optional (..., H, W) non-negative per-pixel confidence (broadcastable).
+    weights: optional (..., H, W) non-negative per-pixel confidence (broadcastable, e.g. (H, W)
+             for one mask shared by every map), so that unreliable rays count less.
 
-    Returns ``Cameras`` with batch shape (...) and intrinsics for the ``H × W`` grid. Raises
+    Returns ``Cameras`` with batch shape (...) and intrinsics for the ``H × W`` grid (a latent
+    grid's, for latent rays: ``Cameras.resized`` goes back to pixels). Rays of a normalised clip
+    (moments ÷ clip scale ``s``, DESIGN §1) give centres in units of ``s``. Raises
     ``ValueError`` on non-finite rays, bad weights, or rays that do not determine a camera
     (zero directions, all rays parallel, fewer than 4 pixels with weight).
     """
@@ -59,7 +62,7 @@ def rays_to_cameras(rays: Tensor, weights: Tensor | None = None) -> Cameras:
     if weights is None:
         w = torch.ones(*batch, height * width, dtype=x.dtype, device=x.device)
     else:
-        w = _check_weights(weights, batch, height, width).flatten(-2)  # (..., N)
+        w = _check_weights(weights, batch, height, width, x.device).flatten(-2)  # (..., N)
     w = w / w.sum(-1, keepdim=True)
 
     center = _closest_point_to_lines(d, m, w)  # (..., 3)
@@ -73,9 +76,13 @@ def rays_to_cameras(rays: Tensor, weights: Tensor | None = None) -> Cameras:
     return Cameras(K.to(rays.dtype), c2w.to(rays.dtype))
 
 
-def _check_weights(weights: Tensor, batch: torch.Size, height: int, width: int) -> Tensor:
+def _check_weights(
+    weights: Tensor, batch: torch.Size, height: int, width: int, device: torch.device
+) -> Tensor:
+    if not isinstance(weights, Tensor):
+        raise ValueError(f"weights is a {type(weights).__name__} (expected a tensor (..., H, W))")
     try:
-        w = torch.broadcast_to(weights, (*batch, height, width)).double()
+        w = torch.broadcast_to(weights.to(device), (*batch, height, width)).double()
     except RuntimeError:
         raise ValueError(
             f"weights has shape {tuple(weights.shape)} (expected broadcastable to "

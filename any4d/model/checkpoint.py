@@ -3,14 +3,19 @@
 Both files are written atomically (temporary file in the same directory, then rename), so an
 interrupted save never leaves a half-written checkpoint under the final name. Loading never
 unpickles anything and every tensor key must match the model.
+
+``default_permissions``, ``atomic_path`` and ``read_json_object`` are a copy of ``any4d.io``'s:
+the model imports nothing else of any4d (DESIGN §7). ``tests/test_io.py`` holds the two copies
+to one behaviour; every other package uses ``any4d.io``.
 """
 
 from __future__ import annotations
 
 import json
 import os
-import tempfile
-from collections.abc import Callable, Iterable
+import uuid
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import torch
@@ -26,26 +31,48 @@ FORMAT = "any4d.transformer"
 FORMAT_VERSION = 1
 
 
-def default_permissions(path: str | Path, directory: bool = False) -> None:
-    """Give a ``mkstemp`` / ``mkdtemp`` result (0600 / 0700) the permissions a plain ``open`` /
-    ``mkdir`` would have under the process umask, so others on a shared machine can read it."""
+def default_permissions(path: str | os.PathLike, directory: bool = False) -> None:
+    """Give ``path`` the permissions a plain ``open`` / ``mkdir`` would under the process umask
+    (``mkstemp`` / ``mkdtemp`` and safetensors' ``save_file`` make 0600 / 0700), so others on a
+    shared machine can read it."""
     umask = os.umask(0)
     os.umask(umask)
     os.chmod(path, (0o777 if directory else 0o666) & ~umask)
 
 
-def atomic_write(path: Path, write: Callable[[str], None]) -> None:
-    """Call ``write(temporary_path)`` then rename the result onto ``path``."""
-    handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    os.close(handle)
+@contextmanager
+def atomic_path(path: str | os.PathLike, suffix: str = ".tmp") -> Iterator[Path]:
+    """A temporary path beside ``path`` (parent folders created), renamed onto it when the block
+    ends without error; on error it is removed and ``path`` is left as it was.
+
+        with atomic_path(directory / WEIGHTS_NAME) as temporary:
+            save_file(state, temporary)
+
+    suffix: the temporary name's ending, for writers that pick the format from it.
+    The file gets the umask's permissions whoever created it (``default_permissions``).
+    """
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    temporary = path.parent / f".{path.name}.{uuid.uuid4().hex}{suffix}"
     try:
-        write(temporary)
+        yield temporary
         default_permissions(temporary)
         os.replace(temporary, path)
     except BaseException:
-        if os.path.exists(temporary):
-            os.unlink(temporary)
+        temporary.unlink(missing_ok=True)
         raise
+
+
+def read_json_object(path: str | os.PathLike) -> dict:
+    """A JSON file holding an object; a clear error when it is unreadable or not an object."""
+    path = Path(path)
+    try:
+        data = json.loads(path.read_text())
+    except json.JSONDecodeError as error:
+        raise ValueError(f"{path} is not valid JSON ({error}): the file is corrupt") from None
+    if not isinstance(data, dict):
+        raise ValueError(f"{path} must hold a JSON object")
+    return data
 
 
 def save_pretrained(model: nn.Module, directory: str | Path) -> Path:
@@ -57,12 +84,7 @@ def save_state(state: dict[str, Tensor], config: TransformerConfig, directory: s
     """Write a transformer's state dict and config in our format (what ``from_pretrained``
     reads); used directly when the state was gathered from a sharded model."""
     directory = Path(directory)
-    directory.mkdir(parents=True, exist_ok=True)
     state = {key: value.detach().contiguous() for key, value in state.items()}
-    atomic_write(
-        directory / WEIGHTS_NAME,
-        lambda tmp: save_file(state, tmp, metadata={"format": FORMAT}),
-    )
     meta = {
         "format": FORMAT,
         "format_version": FORMAT_VERSION,
@@ -70,24 +92,11 @@ def save_state(state: dict[str, Tensor], config: TransformerConfig, directory: s
         "dtype": str(next(iter(state.values())).dtype).removeprefix("torch."),
         "config": config.to_dict(),
     }
-
-    def write_config(tmp: str) -> None:
-        with open(tmp, "w") as f:
-            json.dump(meta, f, indent=2)
-
-    atomic_write(directory / CONFIG_NAME, write_config)
+    with atomic_path(directory / WEIGHTS_NAME) as temporary:
+        save_file(state, temporary, metadata={"format": FORMAT})
+    with atomic_path(directory / CONFIG_NAME) as temporary:
+        temporary.write_text(json.dumps(meta, indent=2))
     return directory
-
-
-def read_json_object(path: Path) -> dict:
-    """A JSON file holding an object; a clear error when it is unreadable or not an object."""
-    try:
-        data = json.loads(path.read_text())
-    except json.JSONDecodeError as error:
-        raise ValueError(f"{path} is not valid JSON ({error}): the file is corrupt") from None
-    if not isinstance(data, dict):
-        raise ValueError(f"{path} must hold a JSON object")
-    return data
 
 
 def read_config(directory: Path) -> tuple[TransformerConfig, torch.dtype]:

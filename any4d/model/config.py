@@ -13,6 +13,10 @@ from typing import Any
 # DESIGN §2: the four streams, always in this order.
 STREAMS = ("rgb", "depth", "ray_d", "ray_m")
 
+# A field checkpoints written before its removal still hold (the shipped demo model among them):
+# a RoPE bound that nothing ever read. ``from_dict`` drops it whatever its value.
+LEGACY_KEY = "max_positions"
+
 
 @dataclass(frozen=True)
 class TransformerConfig:
@@ -30,7 +34,6 @@ class TransformerConfig:
     freq_dim:    width of the sinusoidal timestep features.
     eps:         epsilon of every LayerNorm / RMSNorm.
     rope_theta:  base of the RoPE frequency ladders.
-    max_positions: largest RoPE index + 1 per axis (Wan: 1024).
     """
 
     streams: tuple[str, ...] = STREAMS
@@ -44,7 +47,6 @@ class TransformerConfig:
     freq_dim: int = 256
     eps: float = 1e-6
     rope_theta: float = 10000.0
-    max_positions: int = 1024
 
     def __post_init__(self) -> None:
         streams = tuple(self.streams)
@@ -104,7 +106,8 @@ class TransformerConfig:
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> TransformerConfig:
-        """Inverse of ``to_dict``; unknown keys are an error."""
+        """Inverse of ``to_dict``; unknown keys are an error, except ``LEGACY_KEY`` (dropped)."""
+        data = {key: value for key, value in data.items() if key != LEGACY_KEY}
         known = {f.name for f in dataclasses.fields(cls)}
         unknown = sorted(set(data) - known)
         if unknown:

@@ -3,9 +3,9 @@
 Activations are kept **stream-major**: ``(S, N, D)`` with ``S`` the streams present in this
 forward pass and ``N`` the tokens of one stream (batch × sequence). Every stream-specific weight
 is stacked on a leading stream axis, so a per-stream linear layer is one batched matmul
-(``baddbmm``) with no per-token gather or scatter. ``streams`` — a ``slice`` when the present
+(``baddbmm``) with no per-token gather or scatter. ``index`` — a ``slice`` when the present
 streams are consecutive (a view of the weights, the common case) or a ``LongTensor`` of
-indices — selects the weights of the streams present.
+indices — selects the weights of the streams present; stream *names* never reach this level.
 """
 
 from __future__ import annotations
@@ -45,20 +45,20 @@ class StreamLinear(nn.Module):
                 self.weight.normal_(0.0, std)
             self.bias.zero_()
 
-    def forward(self, x: Tensor, streams: StreamIndex) -> Tensor:
-        """x: (S, N, in_features), stream ``i`` of ``x`` uses weights ``streams[i]``.
+    def forward(self, x: Tensor, index: StreamIndex) -> Tensor:
+        """x: (S, N, in_features), stream ``i`` of ``x`` uses weights ``index[i]``.
 
         Returns (S, N, out_features).
         """
-        weight, bias = self.weight[streams], self.bias[streams]
+        weight, bias = self.weight[index], self.bias[index]
         return torch.baddbmm(bias.unsqueeze(1), x, weight.transpose(1, 2))
 
-    def shared_input(self, x: Tensor, streams: StreamIndex) -> Tensor:
+    def shared_input(self, x: Tensor, index: StreamIndex) -> Tensor:
         """The same input for every stream: x (N, in_features) → (S, N, out_features).
 
         One matmul against the concatenated weights instead of S copies of ``x``.
         """
-        weight, bias = self.weight[streams], self.bias[streams]
+        weight, bias = self.weight[index], self.bias[index]
         num = weight.shape[0]
         out = F.linear(x, weight.reshape(-1, self.in_features), bias.reshape(-1))
         return out.unflatten(-1, (num, self.out_features)).movedim(-2, 0)
@@ -78,10 +78,10 @@ class StreamRMSNorm(nn.Module):
         self.eps = eps
         self.weight = nn.Parameter(torch.ones(num_streams, dim))
 
-    def forward(self, x: Tensor, streams: StreamIndex) -> Tensor:
+    def forward(self, x: Tensor, index: StreamIndex) -> Tensor:
         """x: (S, N, dim) → (S, N, dim)."""
         out = F.rms_norm(x, x.shape[-1:], eps=self.eps)
-        return out * self.weight[streams].unsqueeze(1).to(out.dtype)
+        return out * self.weight[index].unsqueeze(1).to(out.dtype)
 
 
 class StreamLayerNorm(nn.Module):
@@ -96,11 +96,11 @@ class StreamLayerNorm(nn.Module):
         self.weight = nn.Parameter(torch.ones(num_streams, dim))
         self.bias = nn.Parameter(torch.zeros(num_streams, dim))
 
-    def forward(self, x: Tensor, streams: StreamIndex) -> Tensor:
+    def forward(self, x: Tensor, index: StreamIndex) -> Tensor:
         """x: (S, N, dim) → (S, N, dim) in x's dtype; the statistics are taken in float32."""
-        out = F.layer_norm(x.float(), x.shape[-1:], eps=self.eps)
-        weight = self.weight[streams].unsqueeze(1).float()
-        bias = self.bias[streams].unsqueeze(1).float()
+        out = fp32_layer_norm(x, self.eps)
+        weight = self.weight[index].unsqueeze(1).float()
+        bias = self.bias[index].unsqueeze(1).float()
         return (out * weight + bias).type_as(x)
 
 
@@ -116,6 +116,24 @@ def timestep_features(t: Tensor, dim: int) -> Tensor:
     frequencies = torch.exp(-math.log(10000.0) * exponent)
     angles = (1000.0 * t.float()).unsqueeze(-1) * frequencies
     return torch.cat([torch.cos(angles), torch.sin(angles)], dim=-1)
+
+
+def fp32_layer_norm(x: Tensor, eps: float) -> Tensor:
+    """LayerNorm over the last dim without affine parameters, computed and returned in float32
+    (x of any dtype)."""
+    return F.layer_norm(x.float(), x.shape[-1:], eps=eps)
+
+
+def modulation_chunks(table: Tensor, index: StreamIndex, time: Tensor) -> tuple[Tensor, ...]:
+    """adaLN parameters of the streams ``index``: their learnt table plus the projected time.
+
+    table: (S_all, n, D) parameter (Wan's ``modulation``, diffusers' ``scale_shift_table``).
+    time:  (S, b, t, h, w, n or 1, D) float32 time embedding of every token: a block's
+           ``time_modulation`` (n = 6), or the head's ``temb`` with a unit axis (n = 2).
+    Returns n tensors (S, b, t, h, w, D) in float32, in the table's order (shift, scale, …).
+    """
+    per_stream = table[index].float()[:, None, None, None, None]  # (S, 1, 1, 1, 1, n, D)
+    return (per_stream + time).unbind(-2)
 
 
 def modulate(normed: Tensor, shift: Tensor, scale: Tensor) -> Tensor:

@@ -2,12 +2,17 @@
 
 Call (DESIGN §4)::
 
-    velocities = model(latents, t, text=None)
+    velocities = model(latents, t, text=None, frame_index=None)
 
 ``latents`` maps stream name → ``(B, C, T', H', W')``; ``t`` maps the same names → flow time in
 ``[0, 1]`` per token, ``(B, T'/p_t, H'/p_h, W'/p_w)`` or anything broadcastable to it (``(B,)``
 and a float mean one time per sample); the result maps each input stream to a velocity of its
 latent's shape. Any subset of the model's streams may be given.
+
+Names: a stream's *name* (``"rgb"``, …) is what callers see; inside, ``index`` selects the
+weights of the streams present on the stacked stream axis (``layers``). ``temb`` is the time
+embedding (the head's modulation input, as in diffusers); ``time_modulation`` its projection to
+the blocks' six adaLN vectors (Wan's ``e0``, diffusers' ``timestep_proj``).
 """
 
 from __future__ import annotations
@@ -23,12 +28,20 @@ from torch.utils.checkpoint import checkpoint
 
 from any4d.model.block import MoTBlock
 from any4d.model.config import STREAMS, TransformerConfig
-from any4d.model.layers import StreamIndex, StreamLinear, modulate, timestep_features
+from any4d.model.layers import (
+    StreamIndex,
+    StreamLinear,
+    fp32_layer_norm,
+    modulate,
+    modulation_chunks,
+    timestep_features,
+)
 from any4d.model.rope import rope_angles
 
 
 class TimeEmbedding(nn.Module):
-    """Per stream: sinusoid(1000·t) → Linear → SiLU → Linear = ``temb``; SiLU → Linear = ``e0``."""
+    """Per stream: sinusoid(1000·t) → Linear → SiLU → Linear = ``temb``;
+    SiLU → Linear = ``time_modulation``."""
 
     def __init__(self, config: TransformerConfig) -> None:
         super().__init__()
@@ -38,9 +51,9 @@ class TimeEmbedding(nn.Module):
         self.linear_2 = StreamLinear(num, dim, dim)
         self.projection = StreamLinear(num, dim, 6 * dim)
 
-    def forward(self, t: Tensor, streams: StreamIndex) -> tuple[Tensor, Tensor]:
-        """t: (S, b, t, h, w) flow times. Returns float32 ``temb`` (S, b, t, h, w, D) and the
-        block modulation ``e0`` (S, b, t, h, w, 6, D)."""
+    def forward(self, t: Tensor, index: StreamIndex) -> tuple[Tensor, Tensor]:
+        """t: (S, b, t, h, w) flow times. Returns float32 ``temb`` (S, b, t, h, w, D) and
+        ``time_modulation`` (S, b, t, h, w, 6, D)."""
         shape = t.shape
         features = timestep_features(t, self.freq_dim).flatten(1, -2)  # (S, M, freq_dim)
         # Wan computes the time path in float32 with autocast off; so do we.
@@ -51,10 +64,10 @@ class TimeEmbedding(nn.Module):
         )
         with no_autocast:
             weights = self.linear_1.weight.dtype
-            temb = self.linear_2(F.silu(self.linear_1(features.to(weights), streams)), streams)
-            e0 = self.projection(F.silu(temb), streams)
+            temb = self.linear_2(F.silu(self.linear_1(features.to(weights), index)), index)
+            time_modulation = self.projection(F.silu(temb), index)
         dim = temb.shape[-1]
-        return temb.float().view(*shape, dim), e0.float().view(*shape, 6, dim)
+        return temb.float().view(*shape, dim), time_modulation.float().view(*shape, 6, dim)
 
 
 class OutputHead(nn.Module):
@@ -67,14 +80,17 @@ class OutputHead(nn.Module):
         self.modulation = nn.Parameter(torch.randn(num, 2, dim) / dim**0.5)
         self.linear = StreamLinear(num, dim, config.patch_numel)
 
-    def forward(self, x: Tensor, temb: Tensor, streams: StreamIndex) -> Tensor:
+    def forward(self, x: Tensor, temb: Tensor, index: StreamIndex) -> Tensor:
         """x: (S, B, T', H', W', D); temb: (S, b, t, h, w, D). Returns (S, B, T', H', W', P)."""
-        num, dim = x.shape[0], x.shape[-1]
-        table = self.modulation[streams].float().view(num, 1, 1, 1, 1, 2, dim)
-        shift, scale = (table + temb.unsqueeze(-2)).unbind(-2)
-        h = modulate(F.layer_norm(x.float(), (dim,), eps=self.eps), shift, scale).type_as(x)
-        out = self.linear(h.reshape(num, -1, dim), streams)
-        return out.view(*x.shape[:-1], -1)
+        shift, scale = modulation_chunks(self.modulation, index, temb.unsqueeze(-2))
+        h = modulate(fp32_layer_norm(x, self.eps), shift, scale).type_as(x)
+        return self.linear(h.flatten(1, -2), index).unflatten(1, x.shape[1:-1])
+
+
+def _time_grid(t: Tensor | float, device: torch.device) -> Tensor:
+    """One stream's flow time as float32 (b, t, h, w), broadcastable to (B, T', H', W')."""
+    t = torch.as_tensor(t, dtype=torch.float32, device=device)
+    return t.view(-1, 1, 1, 1) if t.dim() <= 1 else t  # (B,) or a float: one time per sample
 
 
 class Any4DTransformer(nn.Module):
@@ -173,60 +189,69 @@ class Any4DTransformer(nn.Module):
         Returns stream → (B, C, T', H', W') in the model's stream order.
         """
         config = self.config
-        names, streams = self._select_streams(latents, t)
-        batch, _, frames, height, width = latents[names[0]].shape
-        p_t, p_h, p_w = config.patch_size
-        grid = (frames // p_t, height // p_h, width // p_w)
-
-        patches = torch.stack(
-            [
-                rearrange(
-                    latents[n],
-                    "b c (t pt) (h ph) (w pw) -> b t h w (c pt ph pw)",
-                    pt=p_t,
-                    ph=p_h,
-                    pw=p_w,
-                )
-                for n in names
-            ]
-        )  # (S, B, T', H', W', P)
-        num = len(names)
-        x = self.patch_embedding(patches.reshape(num, -1, config.patch_numel), streams)
-        x = x.view(num, batch, *grid, config.dim)
-
-        times = self._stack_times(names, t, batch, grid, x.device)  # (S, b, t, h, w)
-        temb, e0 = self.time_embedding(times, streams)
-        context = self._embed_text(text, batch, x)
-        rope = rope_angles(
-            self._frame_index(frame_index, grid[0], x.device),
-            grid[1],
-            grid[2],
-            config.rope_dims,
-            config.rope_theta,
-        )
-
+        self._check_inputs(latents, t, text, frame_index)
+        names = [name for name in config.streams if name in latents]
+        patches = self.patchify([latents[name] for name in names])  # (S, B, T', H', W', P)
+        batch, frames, height, width = patches.shape[1:-1]  # the token grid, from here on
+        index = self._weight_index(names, patches.device)
+        x = self.patch_embedding(patches.flatten(1, -2), index)  # (S, B·T'·H'·W', D)
+        x = x.unflatten(1, patches.shape[1:-1])  # (S, B, T', H', W', D)
+        times = [_time_grid(t[name], x.device) for name in names]  # (b, t, h, w) each
+        times = torch.stack(torch.broadcast_tensors(*times))  # (S, b, t, h, w)
+        temb, time_modulation = self.time_embedding(times, index)  # (S, b, t, h, w, [6,] D)
+        context = self._embed_text(text, batch, x.device)  # (B, L_text, D) or None
+        if frame_index is None:
+            frame_index = torch.arange(frames, device=x.device)
+        frame_index = torch.as_tensor(frame_index, device=x.device)  # (T',)
+        rope = rope_angles(frame_index, height, width, config.rope_dims, config.rope_theta)
         for block in self.blocks:
             if self.gradient_checkpointing and torch.is_grad_enabled():
-                x = checkpoint(block, x, e0, streams, rope, context, use_reentrant=False)
+                x = checkpoint(block, x, time_modulation, index, rope, context, use_reentrant=False)
             else:
-                x = block(x, e0, streams, rope, context)
+                x = block(x, time_modulation, index, rope, context)  # (S, B, T', H', W', D)
+        x = self.head(x, temb, index)  # (S, B, T', H', W', P)
+        return dict(zip(names, self.unpatchify(x), strict=True))
 
-        out = self.head(x, temb, streams)  # (S, B, T', H', W', P)
-        return {
-            name: rearrange(
-                out[i],
-                "b t h w (pt ph pw c) -> b c (t pt) (h ph) (w pw)",
-                pt=p_t,
-                ph=p_h,
-                pw=p_w,
-            )
-            for i, name in enumerate(names)
-        }
+    def patchify(self, latents: list[Tensor]) -> Tensor:
+        """S latents (B, C, T, H, W) → patches (S, B, T/p_t, H/p_h, W/p_w, P), the values of a
+        patch ordered (C, p_t, p_h, p_w) as Wan's Conv3d patch embedding reads them."""
+        p_t, p_h, p_w = self.config.patch_size
+        pattern = "b c (t pt) (h ph) (w pw) -> b t h w (c pt ph pw)"
+        return torch.stack([rearrange(x, pattern, pt=p_t, ph=p_h, pw=p_w) for x in latents])
+
+    def unpatchify(self, x: Tensor) -> list[Tensor]:
+        """Head output (S, B, T', H', W', P) → S latents (B, C, T'·p_t, H'·p_h, W'·p_w), the
+        values of a patch ordered (p_t, p_h, p_w, C) as Wan's head writes them (not
+        ``patchify``'s order)."""
+        p_t, p_h, p_w = self.config.patch_size
+        pattern = "b t h w (pt ph pw c) -> b c (t pt) (h ph) (w pw)"
+        return [rearrange(y, pattern, pt=p_t, ph=p_h, pw=p_w) for y in x]
+
+    def _weight_index(self, names: list[str], device: torch.device) -> StreamIndex:
+        """The weights of the streams ``names`` (in model order) on the stacked stream axis: a
+        slice (a view) when they are consecutive, else an index tensor."""
+        indices = [self.config.streams.index(name) for name in names]
+        if indices == list(range(indices[0], indices[-1] + 1)):
+            return slice(indices[0], indices[-1] + 1)
+        return torch.tensor(indices, device=device)
+
+    def _embed_text(self, text: Tensor | None, batch: int, device: torch.device) -> Tensor | None:
+        """(B or 1, L_text, text_dim) → (B, L_text, D); None → the null embedding; None for a
+        model without text."""
+        if self.text_embedding is None:
+            return None
+        if text is None:
+            # Wan pads the text with zeros and attends to every position: an all-zero context
+            # of any length gives the same cross-attention output, so one token suffices.
+            text = torch.zeros(batch, 1, self.config.text_dim, device=device)
+        weight = self.text_embedding[0].weight
+        return self.text_embedding(text.to(weight.dtype)).expand(batch, -1, -1)
 
     # ------------------------------------------------------------------ input checks
 
-    def _select_streams(self, latents, t) -> tuple[list[str], StreamIndex]:
-        """Names of the streams given (model order) and the index of their weights."""
+    def _check_inputs(self, latents, t, text, frame_index) -> None:
+        """A ValueError naming the argument, its value and what was expected, for any input
+        ``forward`` cannot take (see its docstring)."""
         config = self.config
         if not isinstance(latents, dict) or not latents:
             raise ValueError("latents must be a non-empty dict of stream name → (B, C, T, H, W)")
@@ -244,9 +269,9 @@ class Any4DTransformer(nn.Module):
             raise ValueError(
                 f"t has streams {sorted(t)} but latents has {sorted(latents)} (expected the same)"
             )
-        names = [s for s in config.streams if s in latents]
+
+        names = [name for name in config.streams if name in latents]
         first = latents[names[0]]
-        p_t, p_h, p_w = config.patch_size
         for name in names:
             value = latents[name]
             if not isinstance(value, Tensor) or value.dim() != 5:
@@ -268,64 +293,42 @@ class Any4DTransformer(nn.Module):
                     f"latents[{name!r}] is {value.dtype} on {value.device} but "
                     f"latents[{names[0]!r}] is {first.dtype} on {first.device}"
                 )
-        _, _, frames, height, width = first.shape
+        batch, _, frames, height, width = first.shape
+        p_t, p_h, p_w = config.patch_size
         if frames % p_t or height % p_h or width % p_w or min(frames, height, width) == 0:
             raise ValueError(
                 f"latent grid (T, H, W) = {(frames, height, width)} is not a positive multiple "
                 f"of patch_size={config.patch_size}"
             )
-        indices = [config.streams.index(n) for n in names]
-        if indices == list(range(indices[0], indices[-1] + 1)):
-            return names, slice(indices[0], indices[-1] + 1)
-        return names, torch.tensor(indices, device=first.device)
 
-    def _stack_times(self, names, t, batch, grid, device) -> Tensor:
-        """The streams' flow times broadcast to one common shape (S, b, t, h, w), float32."""
-        full = (batch, *grid)
-        shapes = []
+        grid = (batch, frames // p_t, height // p_h, width // p_w)  # (B, T', H', W')
         for name in names:
-            value = torch.as_tensor(t[name], dtype=torch.float32, device=device)
-            if value.dim() == 1 and value.shape[0] in (1, batch):
-                value = value.view(-1, 1, 1, 1)  # (B,): one time per sample
-            elif value.dim() == 0:
-                value = value.view(1, 1, 1, 1)
-            fits = value.dim() == 4 and all(
-                s in (1, f) for s, f in zip(value.shape, full, strict=False)
+            shape = tuple(torch.as_tensor(t[name]).shape)
+            per_sample = len(shape) == 0 or (len(shape) == 1 and shape[0] in (1, batch))
+            per_token = len(shape) == 4 and all(
+                s in (1, g) for s, g in zip(shape, grid, strict=True)
             )
-            if not fits:
+            if not (per_sample or per_token):
                 raise ValueError(
-                    f"t[{name!r}] has shape {tuple(value.shape)} (expected (B,), a float, or a "
-                    f"shape broadcastable to the token grid (B, T', H', W') = {full})"
+                    f"t[{name!r}] has shape {shape} (expected (B,), a float, or a "
+                    f"shape broadcastable to the token grid (B, T', H', W') = {grid})"
                 )
-            shapes.append(value)
-        common = torch.broadcast_shapes(*(v.shape for v in shapes))
-        return torch.stack([v.expand(common) for v in shapes])
 
-    def _embed_text(self, text: Tensor | None, batch: int, x: Tensor) -> Tensor | None:
-        """(B, L_text, text_dim) → (B, L_text, D); None → the null embedding."""
-        text_dim = self.config.text_dim
-        if text_dim is None:
-            if text is not None:
-                raise ValueError("text was given but this model has no text cross-attention")
-            return None
-        if text is None:
-            # Wan pads the text with zeros and attends to every position: an all-zero context
-            # of any length gives the same cross-attention output, so one token suffices.
-            text = torch.zeros(batch, 1, text_dim, device=x.device)
-        if text.dim() != 3 or text.shape[0] not in (1, batch) or text.shape[2] != text_dim:
+        text_dim = config.text_dim
+        if text is not None and text_dim is None:
+            raise ValueError("text was given but this model has no text cross-attention")
+        if text is not None and (
+            text.dim() != 3 or text.shape[0] not in (1, batch) or text.shape[2] != text_dim
+        ):
             raise ValueError(
                 f"text has shape {tuple(text.shape)} (expected (B={batch}, L, {text_dim}))"
             )
-        weight = self.text_embedding[0].weight
-        return self.text_embedding(text.to(weight.dtype)).expand(batch, -1, -1)
 
-    def _frame_index(self, frame_index: Tensor | None, frames: int, device) -> Tensor:
-        if frame_index is None:
-            return torch.arange(frames, device=device)
-        frame_index = torch.as_tensor(frame_index, device=device)
-        if frame_index.shape != (frames,) or frame_index.is_floating_point():
-            raise ValueError(
-                f"frame_index has shape {tuple(frame_index.shape)} and dtype {frame_index.dtype} "
-                f"(expected ({frames},) integers, one RoPE time index per latent frame)"
-            )
-        return frame_index
+        if frame_index is not None:
+            frame_index = torch.as_tensor(frame_index)
+            if frame_index.shape != (grid[1],) or frame_index.is_floating_point():
+                raise ValueError(
+                    f"frame_index has shape {tuple(frame_index.shape)} and dtype "
+                    f"{frame_index.dtype} (expected ({grid[1]},) integers, one RoPE time index "
+                    "per latent frame)"
+                )

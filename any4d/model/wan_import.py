@@ -59,16 +59,17 @@ _TEXT_KEYS = [
 
 
 def _attention_rows(ours: str, original: str, diffusers: str) -> list[tuple[str, str, str]]:
-    rows = []
-    for proj, diffusers_proj in (("q", "to_q"), ("k", "to_k"), ("v", "to_v"), ("o", "to_out.0")):
-        for part in ("weight", "bias"):
-            rows.append(
-                (f"{ours}.{proj}.{part}", f"{original}.{proj}.{part}",
-                 f"{diffusers}.{diffusers_proj}.{part}")
-            )  # fmt: skip
-    for norm in ("norm_q", "norm_k"):
-        rows.append((f"{ours}.{norm}.weight", f"{original}.{norm}.weight",
-                     f"{diffusers}.{norm}.weight"))  # fmt: skip
+    """The (ours, original, diffusers) rows of one attention; the arguments are key prefixes."""
+    projections = (("q", "to_q"), ("k", "to_k"), ("v", "to_v"), ("o", "to_out.0"))
+    rows = [
+        (f"{ours}.{proj}.{part}", f"{original}.{proj}.{part}", f"{diffusers}.{theirs}.{part}")
+        for proj, theirs in projections
+        for part in ("weight", "bias")
+    ]
+    rows += [
+        (f"{ours}.{norm}.weight", f"{original}.{norm}.weight", f"{diffusers}.{norm}.weight")
+        for norm in ("norm_q", "norm_k")
+    ]
     return rows
 
 
@@ -238,7 +239,6 @@ def _config_from_json(path: Path, streams: tuple[str, ...]) -> TransformerConfig
         text_dim=data.get("text_dim", 4096),
         freq_dim=data.get("freq_dim", 256),
         eps=data.get("eps", 1e-6),
-        max_positions=data.get("rope_max_seq_len", 1024),
     )
 
 

@@ -18,6 +18,7 @@ from any4d.tokenize.build import build_tokenizer
 from any4d.tokenize.clip import STREAMS, LatentClip
 from any4d.tokenize.pixel import PixelTokenizer
 from any4d.tokenize.rays import (
+    causal_pixel_frames,
     latent_frame_of,
     num_latent_frames,
     pack_rays,
@@ -34,6 +35,7 @@ __all__ = [
     "Tokenizer",
     "WanVAETokenizer",
     "build_tokenizer",
+    "causal_pixel_frames",
     "latent_frame_of",
     "load_original_wan_vae",
     "num_latent_frames",

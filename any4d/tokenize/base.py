@@ -28,15 +28,15 @@ from einops import rearrange
 from torch import Tensor
 
 from any4d.data.scene import Scene
-from any4d.geometry import Cameras, plucker_rays, rays_to_cameras
+from any4d.geometry import Cameras, plucker_rays, rays_to_cameras, resolve_frames
 from any4d.tokenize.batch import Observed, check_batch, fit_frames, frame_rows
 from any4d.tokenize.clip import STREAMS, LatentClip
 from any4d.tokenize.rays import (
     RAY_CHANNELS,
+    causal_pixel_frames,
     latent_frame_of,
     num_latent_frames,
     pack_rays,
-    pixel_frames_of,
     unpack_rays,
 )
 
@@ -181,8 +181,7 @@ class Tokenizer(ABC):
             grids={k: v * self.stream_scales.get(k, 1.0) for k, v in grids.items()},
             available=available,
             frame_index=torch.tensor(index, dtype=torch.long, device=first.rgb.device),
-            pixel_frames=tuple(pixel_frames_of(j, r) for j in range(latent_frames))
-            + tuple((p,) for p in context),
+            pixel_frames=causal_pixel_frames(num_frames, r) + tuple((p,) for p in context),
             num_frames=num_frames,
             image_size=(height, width),
             frame=frame,
@@ -195,14 +194,13 @@ class Tokenizer(ABC):
 
     def _context(self, context_frames: Sequence[int], num_frames: int) -> list[int]:
         """Validated, sorted, de-duplicated pixel frames that need their own latent frame."""
-        resolved = set()
         for p in context_frames:
-            if not isinstance(p, int) or isinstance(p, bool) or not -num_frames <= p < num_frames:
+            if not isinstance(p, int) or isinstance(p, bool):
                 raise ValueError(
                     f"context_frames has {p!r} (expected pixel frame indices in "
                     f"[-{num_frames}, {num_frames}) for a clip of {num_frames} frames)"
                 )
-            resolved.add(p % num_frames)
+        resolved = set(resolve_frames(context_frames, num_frames, "context_frames"))
         # Frame 0 is already its own latent frame; with stride 1 every frame is.
         return sorted(resolved - {0}) if self.temporal_stride > 1 else []
 
@@ -211,10 +209,7 @@ class Tokenizer(ABC):
         n, t = valid.shape[:2]
         pooled = F.avg_pool2d(valid.flatten(0, 1), self.spatial_stride)
         pooled = pooled.reshape(n, t, *pooled.shape[-2:])  # (n, T, H', W')
-        groups = [
-            pixel_frames_of(j, self.temporal_stride)
-            for j in range(1 + (t - 1) // self.temporal_stride)
-        ]
+        groups = causal_pixel_frames(t, self.temporal_stride)
         return torch.stack([pooled[:, list(g)].mean(1) for g in groups], dim=1)[:, None]
 
     # ------------------------------------------------------------------ decoding

@@ -66,11 +66,17 @@ def pixel_frames_of(latent_frame: int, temporal_stride: int) -> tuple[int, ...]:
     return tuple(range(first, first + temporal_stride))
 
 
-def _slot_frames(num_latent: int, temporal_stride: int, device) -> Tensor:
+def causal_pixel_frames(num_frames: int, temporal_stride: int) -> tuple[tuple[int, ...], ...]:
+    """The causal layout of a clip of ``T = 1 + r·k`` frames: per latent frame, its pixel frames
+    (``pixel_frames_of``), ``((0,), (1 … r), (r+1 … 2r), …)``."""
+    num_latent = num_latent_frames(num_frames, temporal_stride)
+    return tuple(pixel_frames_of(j, temporal_stride) for j in range(num_latent))
+
+
+def _slot_frames(num_frames: int, temporal_stride: int, device) -> Tensor:
     """(T', r) pixel frame in each (latent frame, slot); latent frame 0 repeats frame 0."""
-    rows = [[0] * temporal_stride] + [
-        list(pixel_frames_of(j, temporal_stride)) for j in range(1, num_latent)
-    ]
+    rows = [list(frames) for frames in causal_pixel_frames(num_frames, temporal_stride)]
+    rows[0] = [0] * temporal_stride
     return torch.tensor(rows, dtype=torch.long, device=device)
 
 
@@ -84,14 +90,14 @@ def pack_rays(rays: Tensor, temporal_stride: int, channels: int) -> Tensor:
     if not isinstance(rays, Tensor) or rays.dim() != 5 or rays.shape[2] != RAY_CHANNELS:
         shape = tuple(rays.shape) if isinstance(rays, Tensor) else type(rays).__name__
         raise ValueError(f"rays has shape {shape} (expected (B, T, 3, H, W))")
-    num_latent = num_latent_frames(rays.shape[1], temporal_stride)
+    num_latent_frames(rays.shape[1], temporal_stride)  # the frame rule's error before the channels'
     used = RAY_CHANNELS * temporal_stride
     if channels < used:
         raise ValueError(
             f"channels is {channels} (expected ≥ {used} = 3 × temporal stride {temporal_stride} "
             "to hold every ray frame of a latent frame)"
         )
-    slots = _slot_frames(num_latent, temporal_stride, rays.device)
+    slots = _slot_frames(rays.shape[1], temporal_stride, rays.device)
     gathered = rays[:, slots]  # (B, T', r, 3, H, W)
     packed = rearrange(gathered, "b t k c h w -> b (k c) t h w")
     return torch.nn.functional.pad(packed, (0, 0, 0, 0, 0, 0, 0, channels - used))

@@ -66,12 +66,18 @@ def original_umt5_config(state: dict[str, Tensor]):
     layers = 1 + max(int(k.split(".")[1]) for k in state if k.startswith("blocks."))
     attention = int(state["blocks.0.attn.q.weight"].shape[0])  # heads × d_kv
     return _transformers().UMT5Config(
-        vocab_size=int(vocab), d_model=int(dim), d_kv=attention // int(heads), num_layers=layers,
-        d_ff=int(state["blocks.0.ffn.fc1.weight"].shape[0]), num_heads=int(heads),
+        vocab_size=int(vocab),
+        d_model=int(dim),
+        d_kv=attention // int(heads),
+        num_layers=layers,
+        d_ff=int(state["blocks.0.ffn.fc1.weight"].shape[0]),
+        num_heads=int(heads),
         relative_attention_num_buckets=int(buckets),
-        relative_attention_max_distance=_ORIGINAL_MAX_DISTANCE, feed_forward_proj="gated-gelu",
-        layer_norm_epsilon=_ORIGINAL_EPS, dropout_rate=0.0,
-    )  # fmt: skip
+        relative_attention_max_distance=_ORIGINAL_MAX_DISTANCE,
+        feed_forward_proj="gated-gelu",
+        layer_norm_epsilon=_ORIGINAL_EPS,
+        dropout_rate=0.0,
+    )
 
 
 def _transformers():

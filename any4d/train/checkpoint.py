@@ -38,13 +38,8 @@ from torch.distributed.checkpoint.state_dict import (
     set_optimizer_state_dict,
 )
 
-from any4d.model.checkpoint import (
-    WEIGHTS_NAME,
-    atomic_write,
-    default_permissions,
-    read_json_object,
-    save_state,
-)
+from any4d.io import atomic_path, default_permissions, read_json_object
+from any4d.model.checkpoint import WEIGHTS_NAME, read_config, save_state
 from any4d.train.config import IDENTITY_SECTIONS, TrainConfig, config_from_dict
 from any4d.train.distributed import Processes
 
@@ -109,9 +104,9 @@ def save_checkpoint(
         try:
             save_state(model_state, inner.config, staging / "model")
             if ema_state is not None:
-                save_file({k: v.contiguous() for k, v in ema_state.items()},
-                          staging / "ema.safetensors")  # fmt: skip
-                default_permissions(staging / "ema.safetensors")  # save_file makes it 0600
+                ema_path = staging / "ema.safetensors"
+                save_file({k: v.contiguous() for k, v in ema_state.items()}, ema_path)
+                default_permissions(ema_path)  # save_file makes it 0600
             torch.save(optimizer_state, staging / "optimizer.pt")
             meta = {
                 "format": FORMAT,
@@ -125,7 +120,8 @@ def save_checkpoint(
         except BaseException:
             shutil.rmtree(staging, ignore_errors=True)
             raise
-        atomic_write(root / LATEST, lambda tmp: Path(tmp).write_text(final.name + "\n"))
+        with atomic_path(root / LATEST) as temporary:
+            temporary.write_text(final.name + "\n")
         _prune(root, config.keep_last, keep=final.name)
     if processes.distributed:
         dist.barrier()
@@ -152,14 +148,17 @@ def _move_into_place(staging: Path, final: Path) -> None:
 
 
 def _prune(root: Path, keep_last: int, keep: str) -> None:
-    steps = sorted(p for p in root.glob("step_*") if p.is_dir())
-    for old in steps[:-keep_last]:
+    for old in _step_directories(root)[:-keep_last]:
         if old.name != keep:
             shutil.rmtree(old, ignore_errors=True)
 
 
 def existing_checkpoints(config: TrainConfig) -> list[Path]:
-    root = checkpoint_root(config)
+    return _step_directories(checkpoint_root(config))
+
+
+def _step_directories(root: Path) -> list[Path]:
+    """The checkpoints under ``root``, oldest first (none when it does not exist)."""
     return sorted(p for p in root.glob("step_*") if p.is_dir()) if root.is_dir() else []
 
 
@@ -186,9 +185,11 @@ def read_trainer_state(directory: Path, config: TrainConfig) -> dict[str, Any]:
     meta = read_json_object(path)
     if meta.get("format") != FORMAT:
         raise ValueError(f"{path} is not an any4d training checkpoint")
-    if meta.get("format_version") != FORMAT_VERSION:
-        raise ValueError(f"{path} has format_version {meta.get('format_version')!r} "
-                         f"(this any4d reads {FORMAT_VERSION})")  # fmt: skip
+    version = meta.get("format_version")
+    if version != FORMAT_VERSION:
+        raise ValueError(
+            f"{path} has format_version {version!r} (this any4d reads {FORMAT_VERSION})"
+        )
     try:  # through the dataclasses: a field added since the save reads as its default
         saved = config_from_dict(meta["config"]).to_dict()
     except ValueError as error:
@@ -270,8 +271,6 @@ def initial_weights(path: str | Path, expected) -> dict[str, torch.Tensor]:
     itself. expected: the run's ``TransformerConfig``; a different architecture is an error
     naming the fields that differ.
     """
-    from any4d.model.checkpoint import read_config
-
     path = Path(path)
     if not path.is_dir():
         raise FileNotFoundError(f"model.init_from={str(path)!r} is not a directory")

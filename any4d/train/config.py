@@ -13,11 +13,16 @@ import re
 from dataclasses import dataclass, field, fields
 from importlib import resources
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import yaml
 
 from any4d.diffusion import NoiseConfig
+
+if TYPE_CHECKING:
+    import torch
+
+    from any4d.tokenize import Tokenizer
 
 MODALITY_NAMES = ("rgb", "depth", "cameras", "text")
 
@@ -64,6 +69,19 @@ class TokenizerSection:
             raise ValueError(f"tokenizer.kind={self.kind!r} (expected 'pixel' or 'wan_vae')")
         if self.kind == "wan_vae" and not self.vae_path:
             raise ValueError("tokenizer.kind='wan_vae' needs tokenizer.vae_path (a local path)")
+
+    def build(self, device: str | torch.device = "cpu") -> Tokenizer:
+        """The tokenizer this section describes, on ``device`` (the Wan VAE's; the pixel
+        tokenizer has none)."""
+        from any4d.tokenize import build_tokenizer
+
+        return build_tokenizer(
+            self.kind,
+            stride=self.stride,
+            vae_path=self.vae_path,
+            stream_scales=self.stream_scales,
+            device=device,
+        )
 
 
 @dataclass(frozen=True)
@@ -159,10 +177,13 @@ class NoiseSection:
 
     def noise_config(self) -> NoiseConfig:
         """The ``any4d.diffusion.NoiseConfig`` of this section (all but the stream weights)."""
-        return NoiseConfig(patterns=self.patterns, shift=self.shift,
-                           history_clean_prob=self.history_clean_prob,
-                           shared_target_prob=self.shared_target_prob,
-                           context_drop_prob=self.context_drop_prob)  # fmt: skip
+        return NoiseConfig(
+            patterns=self.patterns,
+            shift=self.shift,
+            history_clean_prob=self.history_clean_prob,
+            shared_target_prob=self.shared_target_prob,
+            context_drop_prob=self.context_drop_prob,
+        )
 
 
 @dataclass(frozen=True)

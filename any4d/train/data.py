@@ -62,11 +62,10 @@ def build_sources(data: DataSection, temporal_stride: int) -> list[Source]:
                 f"tokenizer's temporal stride is {temporal_stride}"
             )
         return [
-            Source(entry.name, build_dataset(entry, mixture.clip, "train"), entry.weight,
-                   entry.modalities)
-            for entry in mixture.role("train")
-            if entry.weight > 0
-        ]  # fmt: skip
+            Source(e.name, build_dataset(e, mixture.clip, "train"), e.weight, e.modalities)
+            for e in mixture.role("train")
+            if e.weight > 0
+        ]
     shape = SyntheticConfig(
         num_frames=data.num_frames, height=data.height, width=data.width, fps=data.fps
     )
@@ -137,21 +136,25 @@ class SlotSampler(Sampler):
 
 
 class _MicroBatches(Dataset):
-    """Item: one micro-batch's ``(step, slot)`` pairs → (slots, scenes), or what ``prepare``
-    makes of them. Fetching whole micro-batches lets a worker prepare one end to end."""
+    """Item: one micro-batch's ``(step, slot)`` pairs → ``prepare(scenes, slots, step)``.
+    Fetching whole micro-batches lets a worker prepare one end to end."""
 
-    def __init__(self, slots: SlotDataset, prepare: Callable | None) -> None:
+    def __init__(self, slots: SlotDataset, prepare: Callable) -> None:
         self.slots, self.prepare = slots, prepare
 
     def __getitem__(self, items: list[tuple[int, int]]):
         pairs = [self.slots[item] for item in items]
         slots, scenes = [slot for slot, _ in pairs], [scene for _, scene in pairs]
-        if self.prepare is None:
-            return slots, scenes
         return self.prepare(scenes, slots, items[0][0])
 
     def __len__(self) -> int:
         return len(self.slots)
+
+
+def _unprepared(scenes: list[Scene], slots: list[int], step: int) -> tuple:
+    """The loader's item when the caller prepares micro-batches itself: the arguments of its
+    ``prepare(scenes, slots, step)``."""
+    return scenes, slots, step
 
 
 def _as_is(batch):
@@ -162,13 +165,14 @@ def micro_batches(
     dataset: SlotDataset,
     sampler: SlotSampler,
     num_workers: int,
-    prepare: Callable[[list[Scene], list[int], int], Any] | None = None,
+    prepare: Callable[[list[Scene], list[int], int], Any] = _unprepared,
     pin_memory: bool = False,
 ) -> Iterator:
-    """Each micro-batch of ``sampler``, in order, loaded by ``num_workers`` workers: (slots,
-    scenes), or ``prepare(scenes, slots, step)`` computed in the worker (e.g. a partial of
-    ``any4d.train.step.prepare_micro_batch`` with a CPU tokenizer) — which must be picklable
-    when ``num_workers > 0``. pin_memory: page-locked results, for a CUDA copy that overlaps."""
+    """Each micro-batch of ``sampler``, in order, loaded by ``num_workers`` workers as
+    ``prepare(scenes, slots, step)`` computed in the loader — e.g. a partial of
+    ``any4d.train.step.prepare_micro_batch`` with a CPU tokenizer, which must be picklable when
+    ``num_workers > 0`` — or by default (scenes, slots, step) for the caller to prepare.
+    pin_memory: page-locked results, for a CUDA copy that overlaps."""
     loader = DataLoader(
         _MicroBatches(dataset, prepare),
         sampler=sampler,

@@ -14,13 +14,15 @@ import json
 import math
 import signal
 import time
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 import torch
+from torch import Tensor, nn
 from tqdm.auto import tqdm
 
-from any4d.diffusion import flow_matching_loss
+from any4d.diffusion import LossTerms, flow_matching_loss
 from any4d.model import Any4DTransformer, preset
 from any4d.train.checkpoint import (
     existing_checkpoints,
@@ -29,8 +31,7 @@ from any4d.train.checkpoint import (
     load_checkpoint,
     save_checkpoint,
 )
-from any4d.train.config import TokenizerSection, TrainConfig
-from any4d.train.data import SlotDataset, SlotSampler, build_sources, micro_batches
+from any4d.train.config import TrainConfig
 from any4d.train.distributed import (
     Processes,
     all_reduce_sum,
@@ -41,7 +42,7 @@ from any4d.train.distributed import (
     unwrap,
     wrap,
 )
-from any4d.train.step import loader_preparation, prepare_micro_batch
+from any4d.train.step import MicroBatch, micro_batch_stream
 
 
 @dataclass(frozen=True)
@@ -52,14 +53,6 @@ class TrainResult:
     metrics: Path
     step: int
     interrupted: bool
-
-
-def build_tokenizer(section: TokenizerSection, device: torch.device):
-    """The tokenizer a training config's ``tokenizer`` section describes."""
-    from any4d.tokenize import build_tokenizer as build
-
-    return build(section.kind, stride=section.stride, vae_path=section.vae_path,
-                 stream_scales=section.stream_scales, device=device)  # fmt: skip
 
 
 def build_model(config: TrainConfig, channels: int) -> Any4DTransformer:
@@ -129,6 +122,154 @@ def learning_rate(config: TrainConfig, step: int) -> float:
     return optim.min_lr + (optim.lr - optim.min_lr) * 0.5 * (1 + math.cos(math.pi * progress))
 
 
+def train(config: TrainConfig, resume: bool = False, progress: bool = True) -> TrainResult:
+    """Run (or continue) the training run described by ``config``."""
+    processes = init_processes()
+    try:
+        return _train(config, resume, progress, processes)
+    finally:
+        shutdown(processes)
+
+
+def _train(config: TrainConfig, resume: bool, progress: bool, processes: Processes) -> TrainResult:
+    device = processes.device
+    torch.manual_seed(config.seed)  # the random init: the same on every process
+    tokenizer = config.tokenizer.build(device)
+    model = build_model(config, tokenizer.latent_channels).to(device)
+    text_encoder = build_text_encoder(config, model, device)
+    streams = list(model.config.streams)
+    strategy = choose_strategy(config.strategy, model, processes)
+    model = wrap(model, strategy, processes, config.precision)
+    raw_model = unwrap(model)  # the Any4DTransformer: its config, the EMA and checkpoint keys
+    optimizer = torch.optim.AdamW(
+        parameter_groups(model, config.optim.weight_decay),
+        lr=config.optim.lr,
+        betas=config.optim.betas,
+    )
+    ema = None
+    if config.ema_decay is not None:
+        ema = {n: p.detach().clone().float() for n, p in raw_model.named_parameters()}
+    step, last_checkpoint = _starting_point(config, resume, model, optimizer, ema, processes)
+    batches = micro_batch_stream(config, tokenizer, text_encoder, streams, step, processes)
+    # Saved in every checkpoint; the clip shape is for pipelines built from it.
+    clip = config.data.clip_shape()
+    trainer_state = {"world": processes.world, "strategy": strategy, "clip": clip}
+
+    with contextlib.ExitStack() as resources:
+        log = _metrics_log(config, processes, resources)
+        stop = _stop_on_sigterm(resources)
+        bar = tqdm(
+            total=config.steps,
+            initial=step,
+            disable=not (progress and processes.main),
+            desc="training",
+            dynamic_ncols=True,
+        )
+        resources.enter_context(bar)
+        while step < config.steps:
+            started = time.perf_counter()
+            micro = [next(batches) for _ in range(config.accumulation)]
+            counts = _global_counts(micro, streams, processes)
+            sums = torch.zeros(len(streams), dtype=torch.float64, device=device)
+            for index, batch in enumerate(micro):
+                last = index == len(micro) - 1  # reduce the gradients over processes once
+                with contextlib.nullcontext() if last else no_gradient_sync(model, strategy):
+                    terms = micro_batch_loss(model, batch, counts, config, device)
+                    # Data-parallel wrappers average gradients over processes: undo it, since
+                    # the loss is already normalised by the global batch.
+                    (terms.total * processes.world).backward()
+                sums += torch.stack([terms.sums[s].sum().double() for s in streams])
+            grad_norm = optimizer_step(model, optimizer, config, step)
+            if ema is not None:
+                _update_ema(ema, raw_model, config.ema_decay)
+            step += 1
+
+            tokens = config.data.batch_size * len(streams) * _tokens(micro[0], raw_model.config)
+            sums = all_reduce_sum(sums, processes)
+            record = _record(config, step, sums, counts, grad_norm, started, tokens, device)
+            if step % config.log_every == 0 or step == config.steps:
+                log(record)
+            bar.update(1)
+            bar.set_postfix(loss=f"{record['loss']:.4f}")
+            stop_now = _agree(stop.raised, processes)
+            if step % config.checkpoint_every == 0 or step == config.steps or stop_now:
+                last_checkpoint = save_checkpoint(
+                    config=config,
+                    model=model,
+                    inner=raw_model,
+                    optimizer=optimizer,
+                    ema=ema,
+                    step=step,
+                    trainer_state=trainer_state,
+                    processes=processes,
+                )
+            if stop_now:
+                break
+    metrics = Path(config.output_dir) / "metrics.jsonl"
+    return TrainResult(last_checkpoint, metrics, step, interrupted=step < config.steps)
+
+
+# ---------------------------------------------------------------------- set-up
+
+
+def _starting_point(
+    config: TrainConfig,
+    resume: bool,
+    model: nn.Module,
+    optimizer: torch.optim.Optimizer,
+    ema: dict[str, Tensor] | None,
+    processes: Processes,
+) -> tuple[int, Path | None]:
+    """The step to start at and its checkpoint. ``resume``: the newest checkpoint's, restored
+    into ``model`` (wrapped), ``optimizer`` and ``ema``; else step 0, in an output_dir that must
+    hold no checkpoints yet (nothing is overwritten)."""
+    if resume:
+        directory = latest_checkpoint(config)
+        resumed = load_checkpoint(
+            directory,
+            config=config,
+            model=model,
+            optimizer=optimizer,
+            ema=ema,
+            processes=processes,
+        )
+        return resumed.step, directory
+    if existing_checkpoints(config):
+        raise ValueError(
+            f"{Path(config.output_dir) / 'checkpoints'} already holds checkpoints: pass --resume "
+            "to continue that run, or choose another output_dir (nothing is overwritten)"
+        )
+    return 0, None
+
+
+def _metrics_log(
+    config: TrainConfig, processes: Processes, resources: contextlib.ExitStack
+) -> Callable[[dict], None]:
+    """``log(record)``: on the main process, a line of ``output_dir/metrics.jsonl`` and, with
+    ``config.tensorboard``, the record's floats in TensorBoard; closed with ``resources``. Other
+    processes log nothing."""
+    if not processes.main:
+        return lambda record: None
+    output = Path(config.output_dir)
+    output.mkdir(parents=True, exist_ok=True)
+    writer = resources.enter_context((output / "metrics.jsonl").open("a"))
+    board = None
+    if config.tensorboard:
+        from torch.utils.tensorboard import SummaryWriter
+
+        board = resources.enter_context(SummaryWriter(output / "tensorboard"))
+
+    def log(record: dict) -> None:
+        writer.write(json.dumps(record) + "\n")
+        writer.flush()
+        if board is not None:
+            for key, value in record.items():
+                if isinstance(value, float):
+                    board.add_scalar(key, value, record["step"])
+
+    return log
+
+
 class _StopFlag:
     """Set by SIGTERM: the loop saves after the current step and returns."""
 
@@ -139,175 +280,121 @@ class _StopFlag:
         self.raised = True
 
 
-def train(config: TrainConfig, resume: bool = False, progress: bool = True) -> TrainResult:
-    """Run (or continue) the training run described by ``config``."""
-    processes = init_processes()
-    try:
-        return _train(config, resume, progress, processes)
-    finally:
-        shutdown(processes)
-
-
-def _train(config: TrainConfig, resume: bool, progress: bool, processes: Processes):
-    device = processes.device
-    torch.manual_seed(config.seed)  # the random init: the same on every process
-    tokenizer = build_tokenizer(config.tokenizer, device)
-    model = build_model(config, tokenizer.latent_channels).to(device)
-    text_encoder = build_text_encoder(config, model, device)
-    streams = list(model.config.streams)
-    strategy = choose_strategy(config.strategy, model, processes)
-    wrapped = wrap(model, strategy, processes, config.precision)
-    optimizer = torch.optim.AdamW(
-        parameter_groups(wrapped, config.optim.weight_decay),
-        lr=config.optim.lr,
-        betas=config.optim.betas,
-    )
-    ema = None
-    if config.ema_decay is not None:
-        ema = {n: p.detach().clone().float() for n, p in unwrap(wrapped).named_parameters()}
-
-    start, last_checkpoint = 0, None
-    if resume:
-        directory = latest_checkpoint(config)
-        resumed = load_checkpoint(directory, config=config, model=wrapped, optimizer=optimizer,
-                                  ema=ema, processes=processes)  # fmt: skip
-        start, last_checkpoint = resumed.step, directory
-    elif existing_checkpoints(config):
-        raise ValueError(
-            f"{Path(config.output_dir) / 'checkpoints'} already holds checkpoints: pass --resume "
-            "to continue that run, or choose another output_dir (nothing is overwritten)"
-        )
-
-    noise = config.noise.noise_config()
-    sources = build_sources(config.data, tokenizer.temporal_stride)
-    clip = config.data.clip_shape()  # recorded in every checkpoint, for pipelines built from it
-    sampler = SlotSampler(config.data.batch_size, processes.world, processes.rank,
-                          config.accumulation, start, config.steps)  # fmt: skip
-    prepare = loader_preparation(config.tokenizer.kind, text_encoder, tokenizer=tokenizer,
-                                 streams=streams, noise=noise, seed=config.seed)  # fmt: skip
-    batches = micro_batches(SlotDataset(sources, config.seed), sampler, config.data.num_workers,
-                            prepare, pin_memory=device.type == "cuda")  # fmt: skip
-
-    output = Path(config.output_dir)
-    metrics_path = output / "metrics.jsonl"
-    writer = board = None
-    if processes.main:
-        output.mkdir(parents=True, exist_ok=True)
-        writer = metrics_path.open("a")
-        if config.tensorboard:
-            from torch.utils.tensorboard import SummaryWriter
-
-            board = SummaryWriter(output / "tensorboard")
+def _stop_on_sigterm(resources: contextlib.ExitStack) -> _StopFlag:
+    """A flag SIGTERM raises from now on; the previous handler is back when ``resources`` close."""
     stop = _StopFlag()
     try:
-        previous_handler = signal.signal(signal.SIGTERM, stop)
+        previous = signal.signal(signal.SIGTERM, stop)
     except ValueError:  # not the main thread (e.g. a notebook worker): no SIGTERM saving
-        previous_handler = None
-    autocast = (
-        torch.autocast(device.type, dtype=torch.bfloat16)
-        if config.precision == "bf16"
-        else contextlib.nullcontext()
+        return stop
+    if previous is not None:  # None: a handler not installed from Python, which cannot be reset
+        resources.callback(signal.signal, signal.SIGTERM, previous)
+    return stop
+
+
+# ---------------------------------------------------------------------- one optimiser step
+
+
+def _global_counts(
+    micro: Sequence[MicroBatch], streams: Sequence[str], processes: Processes
+) -> dict[str, float]:
+    """Stream → weighted target elements of the global batch (this process's micro-batches,
+    summed over processes): the loss denominators, known before any backward pass."""
+    local = [[sum(m.counts[s] for m in micro) for s in streams]]
+    local = torch.tensor(local, dtype=torch.float64, device=processes.device)
+    return dict(zip(streams, all_reduce_sum(local, processes)[0].tolist(), strict=True))
+
+
+def precision_context(config: TrainConfig, device: torch.device):
+    """bf16 autocast on ``device`` when the config trains in bf16; else nothing."""
+    if config.precision == "bf16":
+        return torch.autocast(device.type, dtype=torch.bfloat16)
+    return contextlib.nullcontext()
+
+
+def micro_batch_loss(
+    model: nn.Module,
+    batch: MicroBatch,
+    counts: dict[str, float],
+    config: TrainConfig,
+    device: torch.device,
+) -> LossTerms:
+    """The flow-matching loss of one micro-batch on ``device``, normalised by ``counts`` (stream
+    → weighted target elements of the global batch), the forward in the config's precision."""
+    with precision_context(config, device):
+        prediction = model(
+            batch.noisy, batch.model_times, text=batch.text, frame_index=batch.frame_index
+        )
+    return flow_matching_loss(
+        prediction,
+        batch.latents,
+        batch.noise,
+        batch.states,
+        weights=config.noise.stream_weights,
+        pixel_weights=batch.pixel_weights,
+        denominators=counts,
+        channel_weights=batch.channel_weights,
     )
-    bar = tqdm(total=config.steps, initial=start, disable=not (progress and processes.main),
-               desc="training", dynamic_ncols=True)  # fmt: skip
-    step = start
-    try:
-        while step < config.steps:
-            started = time.perf_counter()
-            micro = []
-            for _ in range(config.accumulation):
-                if prepare is not None:
-                    micro.append(next(batches).to(device, non_blocking=True))
-                    continue
-                slots, scenes = next(batches)
-                micro.append(prepare_micro_batch(
-                    scenes, slots, step, tokenizer=tokenizer, streams=streams, noise=noise,
-                    seed=config.seed, device=device, text_encoder=text_encoder,
-                ))  # fmt: skip
-            local = torch.tensor([[sum(m.counts[s] for m in micro) for s in streams]],
-                                 dtype=torch.float64, device=device)  # fmt: skip
-            counts = dict(zip(streams, all_reduce_sum(local, processes)[0].tolist(), strict=True))
-            for group in optimizer.param_groups:
-                group["lr"] = learning_rate(config, step)
-
-            sums = torch.zeros(len(streams), dtype=torch.float64, device=device)
-            for index, batch in enumerate(micro):
-                last = index == len(micro) - 1
-                sync = contextlib.nullcontext() if last else no_gradient_sync(wrapped, strategy)
-                with sync:
-                    with autocast:
-                        prediction = wrapped(batch.noisy, batch.model_times, text=batch.text,
-                                             frame_index=batch.frame_index)  # fmt: skip
-                    terms = flow_matching_loss(
-                        prediction, batch.latents, batch.noise, batch.states,
-                        weights=config.noise.stream_weights, pixel_weights=batch.pixel_weights,
-                        denominators=counts, channel_weights=batch.channel_weights,
-                    )  # fmt: skip
-                    # Data-parallel wrappers average gradients over processes: undo it, since
-                    # the loss is already normalised by the global batch.
-                    (terms.total * processes.world).backward()
-                sums += torch.stack([terms.sums[s].sum().double() for s in streams])
-            grad_norm = torch.nn.utils.clip_grad_norm_(wrapped.parameters(), config.optim.grad_clip)
-            if hasattr(grad_norm, "full_tensor"):
-                grad_norm = grad_norm.full_tensor()
-            optimizer.step()
-            optimizer.zero_grad(set_to_none=True)
-            if ema is not None:
-                with torch.no_grad():
-                    for name, parameter in unwrap(wrapped).named_parameters():
-                        ema[name].lerp_(parameter.detach().float(), 1 - config.ema_decay)
-            step += 1
-
-            sums = all_reduce_sum(sums, processes)
-            per_stream = {
-                s: (float(sums[i]) / counts[s] if counts[s] > 0 else None)
-                for i, s in enumerate(streams)
-            }
-            loss = sum(config.noise.stream_weights.get(s, 0.0) * (v or 0.0)
-                       for s, v in per_stream.items())  # fmt: skip
-            elapsed = time.perf_counter() - started
-            tokens = config.data.batch_size * len(streams) * _tokens(micro[0], model.config)
-            record = {
-                "step": step,
-                "loss": loss,
-                **{f"loss_{s}": v for s, v in per_stream.items()},
-                "lr": learning_rate(config, step - 1),
-                "grad_norm": float(grad_norm),
-                "tokens_per_s": tokens / elapsed,
-                "seconds": elapsed,
-                "memory_gb": _memory_gb(device),
-            }
-            if processes.main and (step % config.log_every == 0 or step == config.steps):
-                writer.write(json.dumps(record) + "\n")
-                writer.flush()
-                if board is not None:
-                    for key, value in record.items():
-                        if isinstance(value, float):
-                            board.add_scalar(key, value, step)
-            bar.update(1)
-            bar.set_postfix(loss=f"{loss:.4f}")
-            stop_now = _agree(stop.raised, processes)
-            if step % config.checkpoint_every == 0 or step == config.steps or stop_now:
-                last_checkpoint = save_checkpoint(
-                    config=config, model=wrapped, inner=unwrap(wrapped), optimizer=optimizer,
-                    ema=ema, step=step, trainer_state={"world": processes.world,
-                                                       "strategy": strategy, "clip": clip},
-                    processes=processes,
-                )  # fmt: skip
-            if stop_now:
-                break
-    finally:
-        bar.close()
-        if previous_handler is not None:
-            signal.signal(signal.SIGTERM, previous_handler)
-        if writer is not None:
-            writer.close()
-        if board is not None:
-            board.close()
-    return TrainResult(last_checkpoint, metrics_path, step, interrupted=step < config.steps)
 
 
-def _tokens(batch, config) -> int:
+def optimizer_step(
+    model: nn.Module, optimizer: torch.optim.Optimizer, config: TrainConfig, step: int
+) -> Tensor:
+    """Clip the accumulated gradients to ``optim.grad_clip``, step AdamW at the rate of step
+    ``step`` (0-based) and clear them. Returns the gradient norm before clipping (a scalar)."""
+    for group in optimizer.param_groups:
+        group["lr"] = learning_rate(config, step)
+    grad_norm = torch.nn.utils.clip_grad_norm_(model.parameters(), config.optim.grad_clip)
+    if hasattr(grad_norm, "full_tensor"):  # FSDP2: a DTensor
+        grad_norm = grad_norm.full_tensor()
+    optimizer.step()
+    optimizer.zero_grad(set_to_none=True)
+    return grad_norm
+
+
+def _update_ema(ema: dict[str, Tensor], model: nn.Module, decay: float) -> None:
+    """``ema ← decay·ema + (1 − decay)·weights``, in fp32, parameter by parameter."""
+    with torch.no_grad():
+        for name, parameter in model.named_parameters():
+            ema[name].lerp_(parameter.detach().float(), 1 - decay)
+
+
+# ---------------------------------------------------------------------- logging
+
+
+def _record(
+    config: TrainConfig,
+    step: int,
+    sums: Tensor,
+    counts: dict[str, float],
+    grad_norm: Tensor,
+    started: float,
+    tokens: int,
+    device: torch.device,
+) -> dict:
+    """The metrics of the optimiser step that ended at ``step``: the weighted loss and each
+    stream's (None where the global batch had no target of it), from ``sums`` (S,) summed
+    squared errors over the global batch and ``counts``; the rate, the gradient norm, and the
+    throughput of ``tokens`` since ``started`` (``time.perf_counter``)."""
+    per_stream = {
+        s: (float(sums[i]) / counts[s] if counts[s] > 0 else None) for i, s in enumerate(counts)
+    }
+    weights = config.noise.stream_weights
+    loss = sum(weights.get(s, 0.0) * (v or 0.0) for s, v in per_stream.items())
+    seconds = time.perf_counter() - started
+    return {
+        "step": step,
+        "loss": loss,
+        **{f"loss_{s}": v for s, v in per_stream.items()},
+        "lr": learning_rate(config, step - 1),
+        "grad_norm": float(grad_norm),
+        "tokens_per_s": tokens / seconds,
+        "seconds": seconds,
+        "memory_gb": _memory_gb(device),
+    }
+
+
+def _tokens(batch: MicroBatch, config) -> int:
     """Tokens per sample and stream of a micro-batch."""
     _, _, t, h, w = batch.latents["rgb"].shape
     p_t, p_h, p_w = config.patch_size

@@ -4,14 +4,15 @@ Per sample (slot): one training pattern its modalities allow, the tokenizer's la
 model stream normalised by the scale rule for what that pattern observes (DESIGN §1; zeros
 where the scene lacks the modality: those groups are absent), a flow time per group and
 Gaussian noise — all drawn from the slot's own generator, so a sample is the same whichever
-process or micro-batch it lands in.
+process or micro-batch it lands in. ``micro_batch_stream`` yields a run's micro-batches, prepared
+in the data loader (on the CPU) or on the training loop's device.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import functools
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 
 import torch
@@ -22,12 +23,18 @@ from any4d.diffusion import (
     PRESETS,
     Layout,
     NoiseConfig,
+    add_noise,
     sample_patterns,
     sample_times,
     target_counts,
 )
 from any4d.tokenize.batch import STREAM_MODALITY, Observed
-from any4d.train.data import slot_generator
+from any4d.train.config import TrainConfig
+from any4d.train.data import SlotDataset, SlotSampler, build_sources, micro_batches, slot_generator
+from any4d.train.distributed import Processes
+
+# The MicroBatch fields that map streams to tensors.
+_TENSOR_DICTS = ("latents", "noise", "noisy", "times", "states", "pixel_weights", "channel_weights")
 
 
 @dataclass(frozen=True, eq=False)
@@ -71,13 +78,9 @@ class MicroBatch:
         def each(tensors: dict[str, Tensor]) -> dict[str, Tensor]:
             return {s: move(x) for s, x in tensors.items()}
 
-        return dataclasses.replace(
-            self, latents=each(self.latents), noise=each(self.noise), noisy=each(self.noisy),
-            times=each(self.times), states=each(self.states),
-            pixel_weights=each(self.pixel_weights), frame_index=move(self.frame_index),
-            text=None if self.text is None else move(self.text),
-            channel_weights=each(self.channel_weights),
-        )  # fmt: skip
+        moved = {name: each(getattr(self, name)) for name in _TENSOR_DICTS}
+        text = None if self.text is None else move(self.text)
+        return dataclasses.replace(self, **moved, frame_index=move(self.frame_index), text=text)
 
 
 def prepare_micro_batch(
@@ -114,23 +117,23 @@ def prepare_micro_batch(
     rows = []
     noises = {s: [] for s in streams}
     for b, generator in enumerate(generators):
-        rows.append(sample_times({s: v[b : b + 1] for s, v in states_cpu.items()}, noise,
-                                 generator))  # fmt: skip
+        own = {s: v[b : b + 1] for s, v in states_cpu.items()}  # stream → (1, T')
+        rows.append(sample_times(own, noise, generator))
         for s in streams:
-            eps = torch.randn(latents[s].shape[1:], generator=generator, dtype=reference.dtype)
-            noises[s].append(eps)
+            shape = latents[s].shape[1:]
+            noises[s].append(torch.randn(shape, generator=generator, dtype=reference.dtype))
     states = {s: v.to(device) for s, v in states_cpu.items()}
     times = {s: torch.cat([r[s] for r in rows]).to(device) for s in streams}
     eps = {s: torch.stack(noises[s]).to(device) for s in streams}
-    noisy = {}
-    for s in streams:
-        level = times[s].to(reference.dtype)[:, None, :, None, None]
-        noisy[s] = (1 - level) * latents[s] + level * eps[s]
+    noisy, _ = add_noise(latents, times, noise=eps)
     pixel_weights = {}
     if clip.depth_valid is not None and "depth" in streams:
         pixel_weights["depth"] = clip.depth_valid
     shapes = {s: latents[s].shape for s in streams}
     channel_weights = {s: w.to(device) for s, w in tokenizer.channel_weights(streams).items()}
+    text = None
+    if text_encoder is not None:
+        text = text_encoder.encode_optional([scene.text for scene in scenes]).to(device)
     return MicroBatch(
         latents=latents,
         noise=eps,
@@ -141,11 +144,10 @@ def prepare_micro_batch(
         frame_index=clip.frame_index,
         patterns=patterns,
         counts=target_counts(states, shapes, pixel_weights, channel_weights),
-        text=None if text_encoder is None else text_encoder.encode_optional(
-            [scene.text for scene in scenes]).to(device),
+        text=text,
         channel_weights=channel_weights,
         units=clip.units,
-    )  # fmt: skip
+    )
 
 
 def _available(scenes: Sequence[Scene], streams: Sequence[str]) -> dict[str, Tensor]:
@@ -157,16 +159,52 @@ def _available(scenes: Sequence[Scene], streams: Sequence[str]) -> dict[str, Ten
     return {s: torch.tensor([has(scene, s) for scene in scenes]) for s in streams}
 
 
-def loader_preparation(
-    tokenizer_kind: str, text_encoder, *, tokenizer, streams: Sequence[str], noise: NoiseConfig,
-    seed: int,
-) -> Callable[[list[Scene], list[int], int], MicroBatch] | None:  # fmt: skip
-    """``prepare_micro_batch`` bound for the data loader, on the CPU — or None where the training
-    loop must prepare micro-batches itself, on its device. A tokenizer without a device (kind
-    "pixel") lets the loader (its workers, when there are any) do the whole preparation; umT5
-    and the Wan VAE stay on the loop's device. text_encoder: the loop's (or its configured path),
-    None without one."""
-    if tokenizer_kind != "pixel" or text_encoder is not None:
-        return None
-    return functools.partial(prepare_micro_batch, tokenizer=tokenizer, streams=streams,
-                             noise=noise, seed=seed, device=torch.device("cpu"))  # fmt: skip
+def prepared_by_loader(config: TrainConfig) -> bool:
+    """Whether the data loader prepares the micro-batches of a run, on the CPU (in its workers,
+    when it has any): with the pixel tokenizer, which needs no device, and no text encoder. The
+    Wan VAE and umT5 run on the training loop's device, so with either the loop prepares them."""
+    return config.tokenizer.kind == "pixel" and config.model.text_encoder is None
+
+
+def preparation(
+    config: TrainConfig, tokenizer, streams: Sequence[str], device: torch.device, text_encoder=None
+) -> Callable[[list[Scene], list[int], int], MicroBatch]:
+    """``prepare(scenes, slots, step)``: ``prepare_micro_batch`` with a run's tokenizer, streams,
+    noise and seed, on ``device``. Picklable (DataLoader workers run it) when its tokenizer is."""
+    return functools.partial(
+        prepare_micro_batch,
+        tokenizer=tokenizer,
+        streams=streams,
+        noise=config.noise.noise_config(),
+        seed=config.seed,
+        device=device,
+        text_encoder=text_encoder,
+    )
+
+
+def micro_batch_stream(
+    config: TrainConfig,
+    tokenizer,
+    text_encoder,
+    streams: Sequence[str],
+    start: int,
+    processes: Processes,
+) -> Iterator[MicroBatch]:
+    """This process's micro-batches of steps ``start`` … ``config.steps − 1``, in order, ready on
+    its device: what the training loop trains on. One ``prepare(scenes, slots, step)`` makes
+    them: in the data loader on the CPU (``prepared_by_loader``: the pixel tokenizer, no text
+    encoder), or in the loop's process on its device, where the Wan VAE and umT5 are, from the
+    scenes the loader yields."""
+    device = processes.device
+    in_loader = prepared_by_loader(config)
+    prepare_on = torch.device("cpu") if in_loader else device
+    prepare = preparation(config, tokenizer, streams, prepare_on, text_encoder)
+    dataset = SlotDataset(build_sources(config.data, tokenizer.temporal_stride), config.seed)
+    size, world, rank = config.data.batch_size, processes.world, processes.rank
+    sampler = SlotSampler(size, world, rank, config.accumulation, start, config.steps)
+    workers, pin = config.data.num_workers, device.type == "cuda"
+    if in_loader:
+        prepared = micro_batches(dataset, sampler, workers, prepare, pin_memory=pin)
+        return (micro.to(device, non_blocking=True) for micro in prepared)
+    loaded = micro_batches(dataset, sampler, workers, pin_memory=pin)  # (scenes, slots, step)
+    return (prepare(*arguments) for arguments in loaded)

@@ -29,8 +29,8 @@ import torch
 from torch import Tensor
 
 from any4d.geometry.cameras import Cameras
+from any4d.io import atomic_path
 from any4d.viz.exports_geometry import check_points
-from any4d.viz.files import atomic_path
 
 # Flips camera y and z: OpenCV (x right, y down, z forward) ↔ OpenGL / nerfstudio.
 OPENCV_TO_OPENGL = np.diag([1.0, -1.0, -1.0, 1.0])
@@ -81,27 +81,36 @@ def write_colmap_text(
     directory = Path(directory)
     _write_text(
         directory / "cameras.txt",
-        ["# Camera list with one line of data per camera:",
-         "#   CAMERA_ID, MODEL, WIDTH, HEIGHT, PARAMS[]",
-         f"# Number of cameras: {len(camera_lines)}", *camera_lines],
-    )  # fmt: skip
+        [
+            "# Camera list with one line of data per camera:",
+            "#   CAMERA_ID, MODEL, WIDTH, HEIGHT, PARAMS[]",
+            f"# Number of cameras: {len(camera_lines)}",
+            *camera_lines,
+        ],
+    )
     _write_text(
         directory / "images.txt",
-        ["# Image list with two lines of data per image:",
-         "#   IMAGE_ID, QW, QX, QY, QZ, TX, TY, TZ, CAMERA_ID, NAME",
-         "#   POINTS2D[] as (X, Y, POINT3D_ID)",
-         f"# Number of images: {len(names)}, mean observations per image: 0", *image_lines],
-    )  # fmt: skip
+        [
+            "# Image list with two lines of data per image:",
+            "#   IMAGE_ID, QW, QX, QY, QZ, TX, TY, TZ, CAMERA_ID, NAME",
+            "#   POINTS2D[] as (X, Y, POINT3D_ID)",
+            f"# Number of images: {len(names)}, mean observations per image: 0",
+            *image_lines,
+        ],
+    )
     point_lines = [  # ERROR 0 and an empty track: the points were not triangulated
         f"{i + 1} {_numbers(*p)} {r} {g} {b} 0.0"
         for i, (p, (r, g, b)) in enumerate(zip(points, colors, strict=True))
     ]
     _write_text(
         directory / "points3D.txt",
-        ["# 3D point list with one line of data per point:",
-         "#   POINT3D_ID, X, Y, Z, R, G, B, ERROR, TRACK[] as (IMAGE_ID, POINT2D_IDX)",
-         f"# Number of points: {len(point_lines)}, mean track length: 0", *point_lines],
-    )  # fmt: skip
+        [
+            "# 3D point list with one line of data per point:",
+            "#   POINT3D_ID, X, Y, Z, R, G, B, ERROR, TRACK[] as (IMAGE_ID, POINT2D_IDX)",
+            f"# Number of points: {len(point_lines)}, mean track length: 0",
+            *point_lines,
+        ],
+    )
     return directory
 
 

@@ -24,18 +24,26 @@ from torch import Tensor
 
 from any4d.data.readers.decode import CorruptFileError, read_uint16_png, require_file
 from any4d.data.readers.decode import read_depth_npz as read_depth_npz  # write_depth_npz's reader
-from any4d.data.scene import Scene
+from any4d.data.scene import Scene, check_depth_values
 from any4d.geometry.reproject import unproject
-from any4d.viz.files import atomic_path
+from any4d.io import atomic_path
 
 _UINT16_MAX = 65535
-# PLY scalar type names (both spellings of the spec) → little-endian numpy dtypes.
+# PLY scalar type names (the spec's old and new spelling of each) → little-endian numpy dtypes.
 _PLY_TYPES = {
-    "char": "i1", "int8": "i1", "uchar": "u1", "uint8": "u1",
-    "short": "i2", "int16": "i2", "ushort": "u2", "uint16": "u2",
-    "int": "i4", "int32": "i4", "uint": "u4", "uint32": "u4",
-    "float": "f4", "float32": "f4", "double": "f8", "float64": "f8",
-}  # fmt: skip
+    name: dtype
+    for old, new, dtype in [
+        ("char", "int8", "i1"),
+        ("uchar", "uint8", "u1"),
+        ("short", "int16", "i2"),
+        ("ushort", "uint16", "u2"),
+        ("int", "int32", "i4"),
+        ("uint", "uint32", "u4"),
+        ("float", "float32", "f4"),
+        ("double", "float64", "f8"),
+    ]
+    for name in (old, new)
+}
 _XYZ, _RGB = ("x", "y", "z"), ("red", "green", "blue")
 
 
@@ -275,11 +283,5 @@ def _check_depth(depth) -> np.ndarray:
         raise ValueError(
             f"depth is {depth.dtype} of shape {depth.shape} (expected floats of shape (..., H, W))"
         )
-    if not np.isfinite(depth).all():
-        raise ValueError("depth contains NaN or inf (expected finite metres, 0 = invalid)")
-    if (depth < 0).any():
-        raise ValueError(
-            f"depth has negative values (min {float(depth.min()):.4g}); expected metres ≥ 0 "
-            "with 0 = invalid"
-        )
+    check_depth_values(depth)
     return depth

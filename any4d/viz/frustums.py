@@ -17,7 +17,7 @@ from torch import Tensor
 
 from any4d.eval.alignment import Similarity, umeyama
 from any4d.geometry.cameras import Cameras
-from any4d.viz.files import atomic_path
+from any4d.io import atomic_path
 from any4d.viz.grid import frame_indices
 
 # Frustum depth when none is given: this fraction of the largest side of the trajectory's

@@ -22,9 +22,9 @@ from torch import Tensor
 from any4d.data.scene import Scene
 from any4d.geometry.rays import plucker_rays
 from any4d.geometry.vectors import norm
+from any4d.io import atomic_path
 from any4d.viz.colormap import colorize_depth, colorize_rays
 from any4d.viz.colormap import depth_range as robust_depth_range
-from any4d.viz.files import atomic_path
 from any4d.viz.grid import tile_grid, to_uint8
 
 VIDEO_SUFFIXES = (".mp4", ".gif")

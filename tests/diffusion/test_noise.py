@@ -7,8 +7,9 @@ import torch
 
 from any4d.diffusion import Layout, NoiseConfig, State, add_noise, sample_patterns, sample_times
 from any4d.diffusion.noise import shift_time
+from any4d.tokenize import STREAMS as TOKEN_STREAMS
 
-STREAMS = ["rgb", "depth", "ray_d", "ray_m"]
+STREAMS = list(TOKEN_STREAMS)
 
 
 def availability(*rows):
@@ -54,8 +55,8 @@ def test_one_generator_per_sample_draws_as_one_call_per_sample():
     states, names = sample_patterns(layout, available, NoiseConfig(), generators)
     for b in range(5):
         one = {s: v[b : b + 1] for s, v in available.items()}
-        alone, name = sample_patterns(layout, one, NoiseConfig(),
-                                      torch.Generator().manual_seed(10 + b))  # fmt: skip
+        own = torch.Generator().manual_seed(10 + b)
+        alone, name = sample_patterns(layout, one, NoiseConfig(), own)
         assert name == names[b : b + 1]
         assert all(torch.equal(alone[s][0], states[s][b]) for s in STREAMS)
     with pytest.raises(ValueError, match="2 generators for 5 samples"):
@@ -154,3 +155,15 @@ def test_add_noise_interpolates_per_frame():
     torch.testing.assert_close(noisy["rgb"], (1 - level) * z0["rgb"] + level * noise["rgb"])
     assert torch.equal(noisy["rgb"][0, :, 0], z0["rgb"][0, :, 0])
     assert torch.equal(noisy["rgb"][1, :, 0], noise["rgb"][1, :, 0])
+
+
+def test_add_noise_with_given_noise_interpolates_to_it():
+    """The trainer draws ε from each sample's generator and passes it in."""
+    g = torch.Generator().manual_seed(4)
+    z0 = {"rgb": torch.randn(2, 3, 4, 5, 5, generator=g)}
+    eps = {"rgb": torch.randn(2, 3, 4, 5, 5, generator=g)}
+    t = {"rgb": torch.tensor([[0.0, 0.25, 1.0, 0.5], [1.0, 1.0, 0.0, 0.0]])}
+    noisy, noise = add_noise(z0, t, noise=eps)
+    assert noise["rgb"] is eps["rgb"]
+    level = t["rgb"][:, None, :, None, None]
+    assert torch.equal(noisy["rgb"], (1 - level) * z0["rgb"] + level * eps["rgb"])

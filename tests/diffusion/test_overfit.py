@@ -8,7 +8,9 @@ import torch
 
 from any4d.data.synthetic import render_clip
 from any4d.diffusion import (
+    Latents,
     NoiseConfig,
+    SamplerConfig,
     add_noise,
     flow_matching_loss,
     sample,
@@ -53,10 +55,9 @@ def overfit():
     model.eval()
     completed = sample(
         model,
-        clip,
+        Latents.of(clip),
         "geometry",
-        steps=20,
-        guidance=0.0,
+        SamplerConfig(steps=20, guidance=0.0),
         progress=False,
         generator=torch.Generator().manual_seed(1),
     )

@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from any4d.data.synthetic import render_clip
-from any4d.diffusion import Mask, State, make_scheduler, sample
+from any4d.diffusion import Latents, Mask, SamplerConfig, State, make_scheduler, sample
 from any4d.tokenize import PixelTokenizer
 
 SHAPE = (2, 4, 3, 5, 5)
@@ -23,10 +23,9 @@ class LinearVelocity:
         self.calls = []
 
     def __call__(self, latents, t, text=None, frame_index=None):
-        self.calls.append(
-            {"batch": next(iter(latents.values())).shape[0], "frame_index": frame_index,
-             "t": {s: v.clone() for s, v in t.items()}}
-        )  # fmt: skip
+        batch = next(iter(latents.values())).shape[0]
+        times = {s: v.clone() for s, v in t.items()}
+        self.calls.append({"batch": batch, "frame_index": frame_index, "t": times})
         # Every frame and stream, each weighted by how clean the model is told it is.
         context = sum(
             ((1 - t[s][:, None]) * x).mean(dim=2, keepdim=True) for s, x in latents.items()
@@ -48,15 +47,9 @@ def noise_for(streams, seed=1):
 def test_all_targets_reproduce_the_plain_diffusers_loop(solver):
     model = LinearVelocity()
     noise = noise_for(["rgb"])
+    config = SamplerConfig(steps=12, solver=solver, guidance=2.0)
     ours = sample(
-        model,
-        {"rgb": torch.zeros(SHAPE)},
-        "",
-        steps=12,
-        solver=solver,
-        guidance=2.0,
-        noise=noise,
-        progress=False,
+        model, Latents({"rgb": torch.zeros(SHAPE)}), "", config, noise=noise, progress=False
     )["rgb"]
     scheduler = make_scheduler(solver, 12, 3.0)
     x = noise["rgb"].clone()
@@ -70,10 +63,9 @@ def test_clean_groups_equal_the_observation_exactly():
     observed = noise_for(["rgb", "depth"], seed=5)
     out = sample(
         LinearVelocity(),
-        observed,
+        Latents(observed),
         "rgb:0,-1 depth:1",
-        steps=5,
-        guidance=1.5,
+        SamplerConfig(steps=5, guidance=1.5),
         generator=torch.Generator().manual_seed(0),
         progress=False,
     )
@@ -86,10 +78,11 @@ def test_targets_do_not_depend_on_observed_values_of_target_groups():
     a = noise_for(["rgb"], seed=2)
     b = {"rgb": a["rgb"].clone()}
     b["rgb"][:, :, 1:] = 100.0  # target groups: ignored
-    kwargs = dict(steps=4, guidance=2.0, noise=noise_for(["rgb"], seed=3), progress=False)
+    config = SamplerConfig(steps=4, guidance=2.0)
+    kwargs = dict(noise=noise_for(["rgb"], seed=3), progress=False)
     torch.testing.assert_close(
-        sample(LinearVelocity(), a, "rgb:0", **kwargs)["rgb"],
-        sample(LinearVelocity(), b, "rgb:0", **kwargs)["rgb"],
+        sample(LinearVelocity(), Latents(a), "rgb:0", config, **kwargs)["rgb"],
+        sample(LinearVelocity(), Latents(b), "rgb:0", config, **kwargs)["rgb"],
     )
 
 
@@ -98,16 +91,8 @@ def test_history_guidance_is_one_batched_forward_with_the_dfot_formula():
     observed = noise_for(["rgb"], seed=4)
     noise = noise_for(["rgb"], seed=6)
     steps, w = 3, 2.0
-    out = sample(
-        model,
-        observed,
-        "rgb:0",
-        steps=steps,
-        solver="euler",
-        guidance=w,
-        noise=noise,
-        progress=False,
-    )["rgb"]
+    config = SamplerConfig(steps=steps, solver="euler", guidance=w)
+    out = sample(model, Latents(observed), "rgb:0", config, noise=noise, progress=False)["rgb"]
     assert [c["batch"] for c in model.calls] == [4] * steps
     # The same run written out by hand.
     clean = torch.zeros(SHAPE, dtype=torch.bool)
@@ -130,8 +115,8 @@ def test_the_unguided_branch_is_told_its_context_is_noise():
     """v_∅ sees the clean groups replaced by their noise at t = 1 (DESIGN §5): told t = 0, the
     other frames' velocities would change (the test model lets them see every frame's time)."""
     model = LinearVelocity()
-    sample(model, noise_for(["rgb"], seed=4), "rgb:0", steps=2, guidance=2.0,
-           noise=noise_for(["rgb"], seed=6), progress=False)  # fmt: skip
+    observed, noise = Latents(noise_for(["rgb"], seed=4)), noise_for(["rgb"], seed=6)
+    sample(model, observed, "rgb:0", SamplerConfig(steps=2), noise=noise, progress=False)
     for call in model.calls:
         history, free = call["t"]["rgb"].chunk(2)
         assert (history[:, 0] == 0).all() and (free[:, 0] == 1).all()
@@ -148,7 +133,8 @@ def test_absent_groups_stay_their_noise_at_t_one():
         "depth": torch.tensor([State.TARGET, State.TARGET, State.ABSENT]),
     }
     observed = noise_for(["rgb", "depth"], seed=3)
-    out = sample(model, observed, states, steps=4, guidance=2.0, noise=noise, progress=False)
+    config = SamplerConfig(steps=4, guidance=2.0)
+    out = sample(model, Latents(observed), states, config, noise=noise, progress=False)
     assert torch.equal(out["depth"][:, :, 2], noise["depth"][:, :, 2])
     assert not torch.equal(out["depth"][:, :, :2], noise["depth"][:, :, :2])
     for call in model.calls:
@@ -157,7 +143,8 @@ def test_absent_groups_stay_their_noise_at_t_one():
 
 def test_guidance_is_skipped_without_clean_context():
     model = LinearVelocity()
-    sample(model, {"rgb": torch.zeros(SHAPE)}, "", steps=3, guidance=2.0, progress=False)
+    config = SamplerConfig(steps=3, guidance=2.0)
+    sample(model, Latents({"rgb": torch.zeros(SHAPE)}), "", config, progress=False)
     assert [c["batch"] for c in model.calls] == [2, 2, 2]
 
 
@@ -165,9 +152,9 @@ def test_same_generator_seed_same_sample():
     def run(seed):
         return sample(
             LinearVelocity(),
-            noise_for(["rgb"]),
+            Latents(noise_for(["rgb"])),
             "video",
-            steps=3,
+            SamplerConfig(steps=3),
             progress=False,
             generator=torch.Generator().manual_seed(seed),
         )["rgb"]
@@ -179,7 +166,7 @@ def test_latent_clip_input_uses_its_layout_and_frame_index():
     clip = PixelTokenizer(stride=2).encode(render_clip(seed=0, num_frames=3, height=16, width=16))
     model = LinearVelocity()
     model.channels = torch.zeros(12, 12)
-    out = sample(model, clip, "geometry", steps=2, progress=False)
+    out = sample(model, Latents.of(clip), "geometry", SamplerConfig(steps=2), progress=False)
     assert set(out) == {"rgb", "depth", "ray_d", "ray_m"}
     assert torch.equal(out["rgb"], clip.grids["rgb"])  # geometry: all RGB clean
     assert torch.equal(model.calls[0]["frame_index"], clip.frame_index)
@@ -187,11 +174,42 @@ def test_latent_clip_input_uses_its_layout_and_frame_index():
 
 def test_bad_arguments_are_clear_errors():
     model = LinearVelocity()
+    zeros = Latents({"rgb": torch.zeros(SHAPE)})
     with pytest.raises(ValueError, match="solver='ddim'"):
-        sample(model, {"rgb": torch.zeros(SHAPE)}, "", solver="ddim", progress=False)
+        SamplerConfig(solver="ddim")
     with pytest.raises(ValueError, match="noise has"):
-        sample(
-            model, {"rgb": torch.zeros(SHAPE)}, "", noise={"rgb": torch.zeros(1)}, progress=False
-        )
+        sample(model, zeros, "", noise={"rgb": torch.zeros(1)}, progress=False)
     with pytest.raises(ValueError, match="no target"):
-        sample(model, {"rgb": torch.zeros(SHAPE)}, Mask({"rgb": "all"}), progress=False)
+        sample(model, zeros, Mask({"rgb": "all"}), progress=False)
+    with pytest.raises(ValueError, match="expected Latents"):
+        sample(model, {"rgb": torch.zeros(SHAPE)}, "", progress=False)
+
+
+@pytest.mark.parametrize(
+    "setting, message",
+    [
+        ({"steps": 0}, "steps=0"),
+        ({"steps": 2.5}, "steps=2.5"),
+        ({"steps": True}, "steps=True"),
+        ({"shift": 0.0}, "shift=0.0"),
+        ({"shift": float("inf")}, "shift=inf"),
+        ({"guidance": float("nan")}, "guidance=nan"),
+        ({"guidance": -1.0}, "guidance=-1.0"),
+        ({"guidance": "2"}, "guidance='2'"),
+    ],
+)
+def test_sampler_config_names_the_bad_setting(setting, message):
+    with pytest.raises(ValueError, match=message):
+        SamplerConfig(**setting)
+
+
+def test_latents_default_to_one_latent_frame_per_pixel_frame_and_repeat_whole():
+    grids = noise_for(["rgb", "depth"])
+    latents = Latents(grids, available={s: torch.tensor([True, False]) for s in grids})
+    assert latents.layout.pixel_frames == ((0,), (1,), (2,))
+    doubled = latents.repeat(2)
+    assert doubled.batch_size == 4 and doubled.layout == latents.layout
+    assert torch.equal(doubled.grids["depth"][2:], grids["depth"])
+    assert doubled.available["rgb"].tolist() == [True, False, True, False]
+    with pytest.raises(ValueError, match="non-empty dict"):
+        Latents({})

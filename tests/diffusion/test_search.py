@@ -6,8 +6,26 @@ import pytest
 import torch
 
 from any4d.data.synthetic import render_clip
-from any4d.diffusion import search
+from any4d.diffusion import Latents, SamplerConfig, SearchConfig, search
 from any4d.tokenize import PixelTokenizer
+
+
+def run(model, clip, decode=None, *, steps=4, seed=None, **settings):
+    """``search`` on ``clip`` with an Euler sampler without guidance; ``decode`` defaults to the
+    pixel tokenizer's decoding of ``clip``."""
+    decode = decode or (lambda grids: PixelTokenizer(stride=2).decode_streams(clip, grids))
+    generator = None if seed is None else torch.Generator().manual_seed(seed)
+    sampler = SamplerConfig(steps=steps, solver="euler", guidance=0.0)
+    return search(
+        model,
+        Latents.of(clip),
+        "geometry",
+        decode,
+        sampler,
+        SearchConfig(**settings),
+        generator=generator,
+        progress=False,
+    )
 
 
 class Oracle:
@@ -42,18 +60,7 @@ def setting():
 
 def test_search_keeps_the_self_consistent_candidate(setting):
     scene, tokenizer, clip = setting
-    result = search(
-        Oracle(clip),
-        clip,
-        "geometry",
-        tokenizer,
-        candidates=3,
-        solver="euler",
-        steps=4,
-        guidance=0.0,
-        generator=torch.Generator().manual_seed(0),
-        progress=False,
-    )
+    result = run(Oracle(clip), clip, candidates=3, steps=4, seed=0)
     assert result.scores.shape == (1, 3)
     assert int(result.best[0]) == 0
     assert (result.scores[0, 1:] > result.scores[0, 0]).all()
@@ -70,23 +77,9 @@ def test_candidates_in_small_batches_equal_one_batch(setting):
     """The oracle's Euler run ends exactly on its target whatever the noise, so the scores of
     candidates sampled one at a time equal those sampled together."""
     _, tokenizer, clip = setting
-    kwargs = dict(candidates=3, solver="euler", steps=3, guidance=0.0, progress=False)
-    together = search(
-        Oracle(clip),
-        clip,
-        "geometry",
-        tokenizer,
-        generator=torch.Generator().manual_seed(1),
-        **kwargs,
-    )
-    apart = search(
-        Oracle(clip, wrong_depth_from=99),
-        clip,
-        "geometry",
-        tokenizer,
-        generator=torch.Generator().manual_seed(1),
-        batch_size=1,
-        **kwargs,
+    together = run(Oracle(clip), clip, candidates=3, steps=3, seed=1)
+    apart = run(
+        Oracle(clip, wrong_depth_from=99), clip, candidates=3, steps=3, seed=1, batch_size=1
     )
     assert together.scores.shape == apart.scores.shape == (1, 3)
     assert torch.isfinite(apart.scores).all()
@@ -102,46 +95,62 @@ def test_undecodable_candidates_are_reported_not_fatal(setting):
             raise ValueError("rays determine no camera")
         return tokenizer.decode_streams(clip, grids)
 
-    result = search(
-        Oracle(clip),
-        clip,
-        "geometry",
-        decode,
-        candidates=3,
-        solver="euler",
-        steps=2,
-        guidance=0.0,
-        progress=False,
-    )
+    result = run(Oracle(clip), clip, decode, candidates=3, steps=2)
     assert torch.isinf(result.scores[0, 1])
     assert result.failures == ["candidate 1: rays determine no camera"]
 
 
-def test_search_rejects_noise_and_bad_candidates(setting):
+@pytest.mark.parametrize(
+    "setting, message",
+    [
+        ({"candidates": 0}, "candidates=0"),
+        ({"candidates": 2.0}, "candidates=2.0"),
+        ({"batch_size": 0}, "batch_size=0"),
+        ({"max_pairs": 0}, "max_pairs=0"),
+        ({"select": "median"}, "select='median'"),
+        ({"score": "sharpness"}, "score='sharpness'"),
+    ],
+)
+def test_search_config_names_the_bad_setting(setting, message):
+    with pytest.raises(ValueError, match=message):
+        SearchConfig(**setting)
+
+
+def test_one_candidate_is_one_sample_decoded_with_nothing_scored(setting):
+    """search(candidates=1) is the single-sample path: the sampler's output, decoded; no score,
+    no spread; rays that determine no camera leave RGB and depth, said in failures."""
     _, tokenizer, clip = setting
-    with pytest.raises(ValueError, match="candidates=0"):
-        search(Oracle(clip), clip, "geometry", tokenizer, candidates=0)
-    with pytest.raises(ValueError, match="draws its own noise"):
-        search(Oracle(clip), clip, "geometry", tokenizer, noise={})
+    result = run(Oracle(clip), clip, steps=2, seed=3)
+    alone = sample_alone(clip, steps=2, seed=3)
+    for s, grid in alone.items():
+        assert torch.equal(result.latents[s], grid), s
+    assert result.scores is None and result.uncertainty is None and result.failures == []
+    assert int(result.best[0]) == 0 and set(result.decoded) == {"rgb", "depth", "cameras"}
+
+    def cameraless(grids):
+        if "ray_d" in grids:
+            raise ValueError("rays determine no camera")
+        return tokenizer.decode_streams(clip, grids)
+
+    result = run(Oracle(clip), clip, cameraless, steps=2)
+    assert result.failures == ["cameras: rays determine no camera"]
+    assert set(result.decoded) == {"rgb", "depth"}
+
+
+def sample_alone(clip, steps, seed):
+    from any4d.diffusion import sample
+
+    sampler = SamplerConfig(steps=steps, solver="euler", guidance=0.0)
+    generator = torch.Generator().manual_seed(seed)
+    latents = Latents.of(clip)
+    return sample(Oracle(clip), latents, "geometry", sampler, generator=generator, progress=False)
 
 
 def test_mean_selection_decodes_the_mean_of_the_candidates(setting):
     """Each oracle candidate ends exactly on its own target (depth scaled by 1, 1.3, 1.6), so
     the mean is known in closed form: RGB and rays are the truth, depth the targets' mean."""
     scene, tokenizer, clip = setting
-    result = search(
-        Oracle(clip),
-        clip,
-        "geometry",
-        tokenizer,
-        candidates=3,
-        select="mean",
-        solver="euler",
-        steps=3,
-        guidance=0.0,
-        generator=torch.Generator().manual_seed(0),
-        progress=False,
-    )
+    result = run(Oracle(clip), clip, candidates=3, select="mean", steps=3, seed=0)
     truth = clip.grids["depth"]
     ratio = (1 - truth) / (1 + truth)
     expected = torch.stack([2 / (1 + f * ratio) - 1 for f in (1.0, 1.3, 1.6)]).mean(0)
@@ -153,8 +162,8 @@ def test_mean_selection_decodes_the_mean_of_the_candidates(setting):
     valid = scene.depth > 0
     ratio = (result.decoded["depth"][0] / scene.depth.clamp_min(1e-6))[valid]
     assert 1.05 < float(ratio.median()) < 1.6
-    torch.testing.assert_close(result.decoded["cameras"].c2w[0], scene.cameras.c2w, atol=1e-3,
-                               rtol=0)  # fmt: skip
+    cameras = result.decoded["cameras"]
+    torch.testing.assert_close(cameras.c2w[0], scene.cameras.c2w, atol=1e-3, rtol=0)
     # Scores and the spread are still every candidate's; best still names the lowest score.
     assert result.scores.shape == (1, 3) and int(result.best[0]) == 0
     assert result.uncertainty.depth_std is not None
@@ -170,8 +179,7 @@ def test_a_mean_without_cameras_keeps_rgb_and_depth_and_says_so(setting):
             raise ValueError("rays determine no camera")
         return tokenizer.decode_streams(clip, grids)
 
-    result = search(Oracle(clip), clip, "geometry", decode, candidates=3, select="mean",
-                    solver="euler", steps=2, guidance=0.0, progress=False)  # fmt: skip
+    result = run(Oracle(clip), clip, decode, candidates=3, select="mean", steps=2)
     assert result.failures == ["mean of the candidates: rays determine no camera"]
     assert calls[-1] == ["depth", "rgb"]
     assert set(result.decoded) == {"rgb", "depth"}
@@ -181,11 +189,8 @@ def test_a_mean_without_cameras_keeps_rgb_and_depth_and_says_so(setting):
             raise ValueError("rays determine no camera")
         return tokenizer.decode_streams(clip, grids)
 
-    kwargs = dict(candidates=2, solver="euler", steps=2, guidance=0.0, progress=False)
     with pytest.raises(ValueError, match="no candidate could be decoded"):
-        search(Oracle(clip), clip, "geometry", cameraless, **kwargs)
-    result = search(Oracle(clip), clip, "geometry", cameraless, select="mean", **kwargs)
+        run(Oracle(clip), clip, cameraless, candidates=2, steps=2)
+    result = run(Oracle(clip), clip, cameraless, candidates=2, select="mean", steps=2)
     assert torch.isinf(result.scores).all() and len(result.failures) == 3
     assert set(result.decoded) == {"rgb", "depth"}
-    with pytest.raises(ValueError, match="select='median'"):
-        search(Oracle(clip), clip, "geometry", tokenizer, candidates=2, select="median")

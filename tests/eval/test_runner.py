@@ -61,8 +61,9 @@ def run(tmp_path, scenes, task, regime, answers=None, **kwargs):
 
 def frames(scene, index):
     """The frames ``index`` of a scene."""
-    return dataclasses.replace(scene, rgb=scene.rgb[index], depth=scene.depth[index],
-                               cameras=scene.cameras[index])  # fmt: skip
+    return dataclasses.replace(
+        scene, rgb=scene.rgb[index], depth=scene.depth[index], cameras=scene.cameras[index]
+    )
 
 
 def record(tmp_path, clip="clip_0"):
@@ -143,8 +144,9 @@ def test_the_runner_scores_depth_under_the_protocol_it_is_given(tmp_path):
     scene = truth(3)
     pred = dataclasses.replace(scene, depth=2.0 * scene.depth)  # right up to scale
     _, aligned = run(tmp_path / "geo4d", [scene], "geometry", "dense", answers=[pred])
-    _, metric = run(tmp_path / "none", [scene], "geometry", "dense", answers=[pred],
-                    depth_protocol="none")  # fmt: skip
+    _, metric = run(
+        tmp_path / "none", [scene], "geometry", "dense", answers=[pred], depth_protocol="none"
+    )
     assert aligned.rows[("synthetic", "any4d")]["abs_rel"] < 1e-6
     assert metric.rows[("synthetic", "any4d")]["abs_rel"] == pytest.approx(1.0)
     assert metric.settings["depth_protocol"] == "none"

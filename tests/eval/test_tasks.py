@@ -59,8 +59,9 @@ def test_the_constant_depth_baseline_is_the_median_of_the_valid_true_depth():
     floor = geometry_baselines(scene)["constant depth"]
 
     def constant(value):
-        metrics = depth_metrics(torch.full_like(depth, float(value)), depth, valid=depth > 0,
-                                protocol="none")  # fmt: skip
+        metrics = depth_metrics(
+            torch.full_like(depth, float(value)), depth, valid=depth > 0, protocol="none"
+        )
         return {k: metrics[k] for k in ("abs_rel", "rmse", "delta1")}
 
     assert floor == pytest.approx(constant(valid.median()))
@@ -116,8 +117,9 @@ def test_the_plane_sweep_baseline_needs_a_depth_range_and_every_camera():
     from any4d.diffusion import PRESETS, Mask
     from any4d.eval.tasks import mask_baselines, plane_sweep_frames, task_baselines
 
-    clip = SyntheticClips(SyntheticConfig(num_frames=5, height=32, width=32, fps=4.0),
-                          split="heldout", size=1)[0]  # fmt: skip
+    clip = SyntheticClips(
+        SyntheticConfig(num_frames=5, height=32, width=32, fps=4.0), split="heldout", size=1
+    )[0]
     near_far = (0.9, 6.0)
     assert "plane sweep" not in mask_baselines(PRESETS["interpolate"], clip)
     with_sweep = mask_baselines(PRESETS["interpolate"], clip, near_far)

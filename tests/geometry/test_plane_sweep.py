@@ -47,10 +47,12 @@ def test_the_sweep_finds_the_wall_and_renders_the_middle_view():
 def test_weights_choose_the_colour_and_one_plane_is_a_plain_warp():
     images, cameras = _wall_views()
     wall = torch.tensor([DEPTH], dtype=torch.float64)
-    left_only, _, views = plane_sweep(images[[0, 2]], cameras[[0, 2]], cameras[[1]], wall,
-                                      weights=torch.tensor([[1.0, 0.0]]))  # fmt: skip
-    plain, seen = warp(images[0], torch.full((1, 24, 32), DEPTH, dtype=torch.float64),
-                       cameras[0], cameras[1])  # fmt: skip
+    left_only, _, views = plane_sweep(
+        images[[0, 2]], cameras[[0, 2]], cameras[[1]], wall, weights=torch.tensor([[1.0, 0.0]])
+    )
+    plain, seen = warp(
+        images[0], torch.full((1, 24, 32), DEPTH, dtype=torch.float64), cameras[0], cameras[1]
+    )
     both = (views[0] == 2) & seen
     torch.testing.assert_close(left_only[0][both.expand(3, -1, -1)], plain[both.expand(3, -1, -1)])
     assert ((views[0] > 0) == (seen | (views[0] == 1))).all()
@@ -59,13 +61,15 @@ def test_weights_choose_the_colour_and_one_plane_is_a_plain_warp():
 def test_on_procedural_clips_the_sweep_beats_a_cross_fade():
     """Two held-out clips, the middle frame from the first and last (interpolate's inputs). (Its
     depth is only a guess on untextured walls, where every plane agrees.)"""
-    clips = SyntheticClips(SyntheticConfig(num_frames=5, height=32, width=32, fps=4.0),
-                           split="heldout", size=2)  # fmt: skip
+    clips = SyntheticClips(
+        SyntheticConfig(num_frames=5, height=32, width=32, fps=4.0), split="heldout", size=2
+    )
     planes = inverse_depth_planes(0.9, 6.0, 48)
     for index in range(2):
         clip = clips[index]
-        rendered, depth, views = plane_sweep(clip.rgb[[0, 4]], clip.cameras[[0, 4]],
-                                             clip.cameras[[2]], planes)  # fmt: skip
+        rendered, depth, views = plane_sweep(
+            clip.rgb[[0, 4]], clip.cameras[[0, 4]], clip.cameras[[2]], planes
+        )
         fade = 0.5 * (clip.rgb[0] + clip.rgb[4])
         ours = torch.where(views[0] > 0, rendered[0], fade)
         assert (views == 2).float().mean() > 0.2 and ((depth >= 0.9) & (depth <= 6.0)).all()

@@ -1,3 +1,4 @@
+import numpy as np
 import pytest
 import torch
 from hypothesis import given, settings
@@ -133,6 +134,8 @@ def test_rays_to_cameras_rejects_bad_weights():
         rays_to_cameras(rays, -torch.ones(6, 6))
     with pytest.raises(ValueError, match="fewer than 4 positive"):
         rays_to_cameras(rays, torch.zeros(6, 6))
+    with pytest.raises(ValueError, match="weights is a ndarray"):
+        rays_to_cameras(rays, np.ones((6, 6)))
 
 
 def test_rays_on_a_latent_grid_give_back_the_strided_intrinsics():

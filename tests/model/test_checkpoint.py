@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import pytest
 import torch
 from safetensors.torch import load_file, save_file
 
+import any4d
 from any4d.model import STREAMS, Any4DTransformer, preset
+from any4d.model.checkpoint import read_config
 
 CONFIG = preset("tiny", in_channels=4, dim=24, num_heads=2, ffn_dim=32, text_dim=8)
 
@@ -31,6 +34,23 @@ def test_round_trip_is_exact(tmp_path):
     latents = {s: torch.randn(1, 4, 2, 4, 4) for s in STREAMS}
     t = dict.fromkeys(STREAMS, 0.5)
     assert torch.equal(model(latents, t)["depth"], loaded(latents, t)["depth"])
+
+
+def test_checkpoint_with_the_legacy_max_positions_key_loads(tmp_path):
+    model, directory = saved(tmp_path)
+    meta = json.loads((directory / "config.json").read_text())
+    meta["config"]["max_positions"] = 1024
+    (directory / "config.json").write_text(json.dumps(meta))
+    loaded = Any4DTransformer.from_pretrained(directory)
+    assert loaded.config == model.config
+    latents = {s: torch.randn(1, 4, 2, 4, 4) for s in STREAMS}
+    t = dict.fromkeys(STREAMS, 0.5)
+    assert torch.equal(model(latents, t)["rgb"], loaded(latents, t)["rgb"])
+
+
+def test_shipped_demo_model_config_loads():
+    config, dtype = read_config(Path(any4d.__file__).parent / "assets" / "demo" / "model")
+    assert config.streams == STREAMS and dtype == torch.float32
 
 
 def test_saved_dtype_is_kept_and_can_be_overridden(tmp_path):

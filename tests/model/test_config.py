@@ -22,6 +22,13 @@ def test_dict_round_trip_and_unknown_keys():
         TransformerConfig.from_dict({**config.to_dict(), "depth": 3})
 
 
+def test_legacy_max_positions_key_is_dropped_on_load():
+    """Checkpoints written before the field's removal (the shipped demo model) still load."""
+    config = preset("small")
+    assert "max_positions" not in config.to_dict()
+    assert TransformerConfig.from_dict({**config.to_dict(), "max_positions": 1024}) == config
+
+
 @pytest.mark.parametrize(
     ("overrides", "message"),
     [

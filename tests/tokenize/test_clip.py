@@ -4,13 +4,19 @@ import pytest
 import torch
 
 from any4d.data import Scene, render_clip
-from any4d.tokenize import LatentClip, PixelTokenizer, Tokenizer
+from any4d.model import STREAMS as MODEL_STREAMS
+from any4d.tokenize import STREAMS, LatentClip, PixelTokenizer, Tokenizer
 
 
 @pytest.fixture(scope="module")
 def clip():
     scene = render_clip(1, num_frames=3, height=8, width=8)
     return PixelTokenizer().encode([scene, Scene(scene.rgb)])
+
+
+def test_the_model_keeps_a_copy_of_the_streams_equal_to_the_tokenizers():
+    # any4d.model may import nothing of any4d (DESIGN §7), so it cannot import STREAMS.
+    assert MODEL_STREAMS == STREAMS
 
 
 def test_latent_clip_reports_its_layout(clip):

@@ -4,6 +4,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from any4d.tokenize import (
+    causal_pixel_frames,
     latent_frame_of,
     num_latent_frames,
     pack_rays,
@@ -72,6 +73,13 @@ def test_latent_and_pixel_frame_maps_partition_the_clip():
     for j in range(latents):
         assert all(latent_frame_of(p, stride) == j for p in pixel_frames_of(j, stride))
     assert [latent_frame_of(p, 1) for p in range(4)] == [0, 1, 2, 3]
+
+
+def test_causal_pixel_frames_lists_each_latent_frames_pixel_frames():
+    assert causal_pixel_frames(9, 4) == ((0,), (1, 2, 3, 4), (5, 6, 7, 8))
+    assert causal_pixel_frames(3, 1) == ((0,), (1,), (2,))
+    with pytest.raises(ValueError, match=r"num_frames is 8 \(expected 1 \+ 4·k"):
+        causal_pixel_frames(8, 4)
 
 
 def test_pack_rays_rejects_off_rule_frame_counts_and_too_few_channels():

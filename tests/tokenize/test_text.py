@@ -19,21 +19,31 @@ def tiny_umt5(directory):
     tokenizer = Tokenizer(models.Unigram())
     tokenizer.pre_tokenizer = pre_tokenizers.Metaspace()
     tokenizer.decoder = decoders.Metaspace()
-    trainer = trainers.UnigramTrainer(vocab_size=64, special_tokens=["<pad>", "</s>", "<unk>"],
-                                      unk_token="<unk>")  # fmt: skip
+    trainer = trainers.UnigramTrainer(
+        vocab_size=64, special_tokens=["<pad>", "</s>", "<unk>"], unk_token="<unk>"
+    )
     tokenizer.train_from_iterator(PROMPTS * 4 + ["the camera walks to the window"], trainer)
     eos = tokenizer.token_to_id("</s>")
     tokenizer.post_processor = processors.TemplateProcessing(
         single="$A </s>", special_tokens=[("</s>", eos)]
     )
-    fast = transformers.PreTrainedTokenizerFast(tokenizer_object=tokenizer, pad_token="<pad>",
-                                                eos_token="</s>", unk_token="<unk>")  # fmt: skip
+    fast = transformers.PreTrainedTokenizerFast(
+        tokenizer_object=tokenizer, pad_token="<pad>", eos_token="</s>", unk_token="<unk>"
+    )
     fast.save_pretrained(directory / "tokenizer")
     torch.manual_seed(0)
-    config = transformers.UMT5Config(vocab_size=64, d_model=32, d_kv=8, d_ff=64, num_layers=2,
-                                     num_heads=4, relative_attention_num_buckets=8,
-                                     relative_attention_max_distance=16,
-                                     feed_forward_proj="gated-gelu", dropout_rate=0.0)  # fmt: skip
+    config = transformers.UMT5Config(
+        vocab_size=64,
+        d_model=32,
+        d_kv=8,
+        d_ff=64,
+        num_layers=2,
+        num_heads=4,
+        relative_attention_num_buckets=8,
+        relative_attention_max_distance=16,
+        feed_forward_proj="gated-gelu",
+        dropout_rate=0.0,
+    )
     encoder = transformers.UMT5EncoderModel(config).eval()
     encoder.save_pretrained(directory / "text_encoder")
     return encoder, fast
@@ -47,8 +57,9 @@ def test_features_equal_diffusers_wan_pipeline(tmp_path):
     assert ours.dim == 32
     features = ours.encode(PROMPTS)
     reference = WanPipeline(tokenizer=tokenizer, text_encoder=encoder, vae=None, scheduler=None)
-    expected = reference._get_t5_prompt_embeds(PROMPTS, max_sequence_length=24,
-                                               device=torch.device("cpu"))  # fmt: skip
+    expected = reference._get_t5_prompt_embeds(
+        PROMPTS, max_sequence_length=24, device=torch.device("cpu")
+    )
     assert features.shape == (2, 24, 32)
     torch.testing.assert_close(features, expected, rtol=1e-4, atol=1e-5)  # reloaded from disk
     # Past each prompt's tokens the rows are zero (the transformer's "no text"), before not.
@@ -86,8 +97,10 @@ def test_the_original_release_layout_loads_to_the_same_features(tmp_path):
 
     encoder, _ = tiny_umt5(tmp_path)
     state = encoder.state_dict()
-    original = {"token_embedding.weight": state["shared.weight"],
-                "norm.weight": state["encoder.final_layer_norm.weight"]}  # fmt: skip
+    original = {
+        "token_embedding.weight": state["shared.weight"],
+        "norm.weight": state["encoder.final_layer_norm.weight"],
+    }
     for index in range(encoder.config.num_layers):
         for ours, theirs in _ORIGINAL_BLOCK_KEYS.items():
             original[f"blocks.{index}.{ours}"] = state[f"encoder.block.{index}.{theirs}"]
@@ -96,8 +109,7 @@ def test_the_original_release_layout_loads_to_the_same_features(tmp_path):
     encoder.config.relative_attention_max_distance = 128
     for block in encoder.encoder.block:
         block.layer[0].SelfAttention.relative_attention_max_distance = 128
-    loaded = TextEncoder.from_original(tmp_path / "umt5.pth", tmp_path / "tokenizer",
-                                       max_length=24)  # fmt: skip
+    loaded = TextEncoder.from_original(tmp_path / "umt5.pth", tmp_path / "tokenizer", max_length=24)
     direct = TextEncoder(encoder, loaded.tokenizer, max_length=24)
     torch.testing.assert_close(loaded.encode(PROMPTS), direct.encode(PROMPTS), rtol=0, atol=0)
     with pytest.raises(ValueError, match="not an original umT5 state dict"):

@@ -27,19 +27,17 @@ def environment() -> dict[str, str]:
 
 def train_command(output: Path, *overrides: str, processes: int = 1, resume: bool = False):
     """The command line of a tiny-synthetic run into ``output``."""
-    if processes > 1:
-        launcher = [sys.executable, "-m", "torch.distributed.run", "--standalone",
-                    f"--nproc_per_node={processes}", "-m", "any4d"]  # fmt: skip
-    else:
-        launcher = [sys.executable, "-m", "any4d"]
-    flags = ["--resume"] if resume else []
-    return [*launcher, "train", "--config", "tiny-synthetic", "--no-progress", *flags,
-            f"output_dir={output}", *TINY, *overrides]  # fmt: skip
+    torchrun = ["-m", "torch.distributed.run", "--standalone", f"--nproc_per_node={processes}"]
+    launcher = [sys.executable, *(torchrun if processes > 1 else []), "-m", "any4d"]
+    flags = ["--no-progress", *(["--resume"] if resume else [])]
+    train = ["train", "--config", "tiny-synthetic", *flags, f"output_dir={output}"]
+    return [*launcher, *train, *TINY, *overrides]
 
 
 def run(command, timeout: float = 300) -> subprocess.CompletedProcess:
-    result = subprocess.run(command, capture_output=True, text=True, env=environment(),
-                            timeout=timeout)  # fmt: skip
+    result = subprocess.run(
+        command, capture_output=True, text=True, env=environment(), timeout=timeout
+    )
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
     return result
 

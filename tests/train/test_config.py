@@ -83,13 +83,11 @@ def test_unknown_name_and_bad_files(tmp_path):
 
 
 def test_learning_rate_warms_up_then_stays_or_follows_a_cosine():
-    constant = load_config("tiny-synthetic", ["optim.lr=1e-3", "optim.warmup_steps=10",
-                                              "steps=110"])  # fmt: skip
+    warmup = ["optim.lr=1e-3", "optim.warmup_steps=10", "steps=110"]
+    constant = load_config("tiny-synthetic", warmup)
     assert learning_rate(constant, 0) == pytest.approx(1e-4)
     assert [learning_rate(constant, s) for s in (9, 50, 109)] == [1e-3] * 3
-    cosine = load_config("tiny-synthetic", ["optim.lr=1e-3", "optim.warmup_steps=10",
-                                            "steps=110", "optim.schedule=cosine",
-                                            "optim.min_lr=1e-5"])  # fmt: skip
+    cosine = load_config("tiny-synthetic", [*warmup, "optim.schedule=cosine", "optim.min_lr=1e-5"])
     assert learning_rate(cosine, 9) == pytest.approx(1e-3)
     assert learning_rate(cosine, 10) == pytest.approx(1e-3)
     assert learning_rate(cosine, 60) == pytest.approx((1e-3 + 1e-5) / 2)  # half way

@@ -8,6 +8,7 @@ import pytest
 import torch
 
 from any4d.diffusion import NoiseConfig, State, flow_matching_loss
+from any4d.tokenize import STREAMS as TOKEN_STREAMS
 from any4d.tokenize import PixelTokenizer
 from any4d.train import load_config
 from any4d.train.data import (
@@ -17,9 +18,23 @@ from any4d.train.data import (
     keep_modalities,
     micro_batches,
 )
-from any4d.train.step import prepare_micro_batch
+from any4d.train.step import prepare_micro_batch, prepared_by_loader
 
-STREAMS = ["rgb", "depth", "ray_d", "ray_m"]
+STREAMS = list(TOKEN_STREAMS)
+
+
+def prepare(scenes, slots, step=0, noise=None, seed=0):
+    """``prepare_micro_batch`` with the pixel tokenizer and every stream, on the CPU."""
+    return prepare_micro_batch(
+        scenes,
+        slots,
+        step,
+        tokenizer=PixelTokenizer(2),
+        streams=STREAMS,
+        noise=NoiseConfig() if noise is None else noise,
+        seed=seed,
+        device=torch.device("cpu"),
+    )
 
 
 @pytest.fixture(scope="module")
@@ -72,10 +87,7 @@ def test_rgb_only_samples_have_exactly_zero_loss_terms_for_other_streams(dataset
     ray groups are absent, so its terms of those streams are exactly zero."""
     full = next(dataset[(s, 0)][1] for s in range(100) if dataset[(s, 0)][1].depth is not None)
     rgb_only = keep_modalities(full, ("rgb",))
-    batch = prepare_micro_batch(
-        [full, rgb_only], [0, 1], 0, tokenizer=PixelTokenizer(2), streams=STREAMS,
-        noise=NoiseConfig(), seed=0, device=torch.device("cpu"),
-    )  # fmt: skip
+    batch = prepare([full, rgb_only], [0, 1])
     for s in ("depth", "ray_d", "ray_m"):
         assert (batch.states[s][1] == State.ABSENT).all()
         assert (batch.times[s][1] == 1).all()
@@ -90,10 +102,8 @@ def test_rgb_only_samples_have_exactly_zero_loss_terms_for_other_streams(dataset
 
 def test_micro_batch_draws_depend_only_on_the_slot(dataset):
     scenes = [dataset[(2, slot)][1] for slot in range(4)]
-    kwargs = dict(tokenizer=PixelTokenizer(2), streams=STREAMS, noise=NoiseConfig(), seed=0,
-                  device=torch.device("cpu"))  # fmt: skip
-    together = prepare_micro_batch(scenes, [0, 1, 2, 3], 2, **kwargs)
-    alone = prepare_micro_batch(scenes[2:3], [2], 2, **kwargs)
+    together = prepare(scenes, [0, 1, 2, 3], 2)
+    alone = prepare(scenes[2:3], [2], 2)
     for s in STREAMS:
         assert torch.equal(together.noisy[s][2], alone.noisy[s][0])
         assert torch.equal(together.times[s][2], alone.times[s][0])
@@ -114,39 +124,34 @@ def test_micro_batches_prepared_by_the_loader_equal_those_prepared_in_the_loop(d
 
 
 def _check_loader_preparation(dataset, workers):
-    noise = NoiseConfig(shared_target_prob=0.5)
-    kwargs = dict(tokenizer=PixelTokenizer(2), streams=STREAMS, noise=noise, seed=3,
-                  device=torch.device("cpu"))  # fmt: skip
+    in_loader = functools.partial(prepare, noise=NoiseConfig(shared_target_prob=0.5), seed=3)
     sampler = SlotSampler(4, 1, 0, accumulation=2, start=7, end=9)
-    plain = list(micro_batches(dataset, sampler, num_workers=0))
-    prepared = list(micro_batches(dataset, sampler, workers, functools.partial(
-        prepare_micro_batch, **kwargs)))  # fmt: skip
-    assert len(plain) == len(prepared) == 4  # 2 steps × 2 micro-batches
-    steps = [7, 7, 8, 8]
-    for (slots, scenes), batch, step in zip(plain, prepared, steps, strict=True):
-        reference = prepare_micro_batch(scenes, slots, step, **kwargs)
+    plain = list(micro_batches(dataset, sampler, num_workers=0))  # (scenes, slots, step)
+    prepared = list(micro_batches(dataset, sampler, workers, in_loader))
+    assert [step for _, _, step in plain] == [7, 7, 8, 8]  # 2 steps × 2 micro-batches
+    assert len(prepared) == 4
+    fields = ("latents", "noise", "noisy", "times", "states", "pixel_weights", "channel_weights")
+    for arguments, batch in zip(plain, prepared, strict=True):
+        reference = in_loader(*arguments)
         assert batch.patterns == reference.patterns and batch.counts == reference.counts
         assert batch.units == reference.units
-        for field in ("latents", "noise", "noisy", "times", "states", "pixel_weights",
-                      "channel_weights"):  # fmt: skip
+        for field in fields:
             ours, theirs = getattr(batch, field), getattr(reference, field)
             assert ours.keys() == theirs.keys()
             assert all(torch.equal(ours[s], theirs[s]) for s in ours), field
         assert torch.equal(batch.frame_index, reference.frame_index)
 
 
+def test_the_loader_prepares_micro_batches_only_without_a_wan_vae_or_text_encoder():
+    assert prepared_by_loader(load_config("tiny-synthetic"))
+    assert not prepared_by_loader(load_config("tiny-synthetic", ["model.text_encoder=/umt5"]))
+    wan = ["tokenizer.kind=wan_vae", "tokenizer.vae_path=/vae"]
+    assert not prepared_by_loader(load_config("tiny-synthetic", wan))
+
+
 def test_a_micro_batch_moves_every_tensor(dataset):
     scenes = [dataset[(0, slot)][1] for slot in range(2)]
-    batch = prepare_micro_batch(
-        scenes,
-        [0, 1],
-        0,
-        tokenizer=PixelTokenizer(2),
-        streams=STREAMS,
-        noise=NoiseConfig(),
-        seed=0,
-        device=torch.device("cpu"),
-    )
+    batch = prepare(scenes, [0, 1])
     moved = batch.to(torch.device("meta"))
     for field in ("latents", "noise", "noisy", "times", "states", "pixel_weights"):
         assert all(x.is_meta for x in getattr(moved, field).values()), field

@@ -26,16 +26,16 @@ def tiny(output, *overrides):
 
 
 def test_loss_falls_and_metrics_hold_every_stream(tmp_path, capsys):
-    status = main(["train", "--config", "tiny-synthetic", "--no-progress",
-                   f"output_dir={tmp_path}", *TINY, "steps=40", "checkpoint_every=20",
-                   "optim.lr=3e-3", "log_every=1"])  # fmt: skip
+    overrides = ["steps=40", "checkpoint_every=20", "optim.lr=3e-3", "log_every=1"]
+    command = train_command(tmp_path, *overrides)
+    status = main(command[3:])  # in this process: what follows `python -m any4d`
     assert status == 0
     printed = capsys.readouterr().out
     assert f"checkpoint: {tmp_path / 'checkpoints' / 'step_000040'}" in printed
     records = [json.loads(line) for line in (tmp_path / "metrics.jsonl").read_text().splitlines()]
     assert [r["step"] for r in records] == list(range(1, 41))
-    for key in ("loss_rgb", "loss_depth", "loss_ray_d", "loss_ray_m", "lr", "grad_norm",
-                "tokens_per_s", "memory_gb"):  # fmt: skip
+    streams = ("loss_rgb", "loss_depth", "loss_ray_d", "loss_ray_m")
+    for key in (*streams, "lr", "grad_norm", "tokens_per_s", "memory_gb"):
         assert all(key in r for r in records), key
         # None only for a batch in which no sample had a target of that stream
         assert sum(r[key] is not None for r in records) >= 0.8 * len(records), key
@@ -52,8 +52,10 @@ def test_resume_after_sigkill_repeats_the_uninterrupted_losses(tmp_path):
     overrides = ["steps=10", "checkpoint_every=3", "ema_decay=0.9"]
     run(train_command(tmp_path / "straight", *overrides))
     killed = tmp_path / "killed"
-    process = subprocess.Popen(train_command(killed, *overrides), env=environment(),
-                               stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)  # fmt: skip
+    command = train_command(killed, *overrides)
+    process = subprocess.Popen(
+        command, env=environment(), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE
+    )
     metrics = killed / "metrics.jsonl"
     deadline = time.monotonic() + 120
     while time.monotonic() < deadline and process.poll() is None:
@@ -81,8 +83,8 @@ def wait_for_first_metrics(output, timeout: float = 120) -> None:
 
 
 def test_sigterm_saves_the_current_step_and_exits(tmp_path):
-    process = subprocess.Popen(train_command(tmp_path, "steps=200", "checkpoint_every=100"),
-                               env=environment(), stdout=subprocess.PIPE, text=True)  # fmt: skip
+    command = train_command(tmp_path, "steps=200", "checkpoint_every=100")
+    process = subprocess.Popen(command, env=environment(), stdout=subprocess.PIPE, text=True)
     wait_for_first_metrics(tmp_path)
     process.send_signal(signal.SIGTERM)
     out, _ = process.communicate(timeout=120)
@@ -97,9 +99,8 @@ def test_sigterm_saves_the_current_step_and_exits(tmp_path):
 def test_sigterm_to_the_process_group_with_data_workers_still_saves(tmp_path):
     """As a scheduler or ``timeout`` sends it: to the main process and its DataLoader workers."""
     command = train_command(tmp_path, "steps=200", "checkpoint_every=100", "data.num_workers=2")
-    process = subprocess.Popen(command, env=environment(), stdout=subprocess.PIPE,
-                               stderr=subprocess.PIPE, text=True,
-                               start_new_session=True)  # fmt: skip
+    pipes = {"stdout": subprocess.PIPE, "stderr": subprocess.PIPE, "text": True}
+    process = subprocess.Popen(command, env=environment(), start_new_session=True, **pipes)
     wait_for_first_metrics(tmp_path)
     os.killpg(process.pid, signal.SIGTERM)
     out, err = process.communicate(timeout=120)
@@ -133,9 +134,9 @@ def test_existing_run_needs_resume_and_resume_needs_a_run(tmp_path):
 
 def test_checkpoint_from_another_config_is_refused(tmp_path):
     train(tiny(tmp_path, "steps=2", "checkpoint_every=2"), progress=False)
+    deeper = tiny(tmp_path, "steps=4", "model.overrides={num_layers: 3}")
     with pytest.raises(ValueError, match=r"another config; model: checkpoint"):
-        train(tiny(tmp_path, "steps=4", "model.overrides={num_layers: 3}"), resume=True,
-              progress=False)  # fmt: skip
+        train(deeper, resume=True, progress=False)
 
 
 @pytest.mark.parametrize("name", ["model/model.safetensors", "optimizer.pt", "trainer.json"])
@@ -175,8 +176,8 @@ def test_mixture_with_a_missing_root_is_a_clear_error(tmp_path):
 
 
 def test_init_from_starts_a_fine_tuning_run_from_the_ema_weights(tmp_path):
-    first = train(tiny(tmp_path / "one", "steps=2", "checkpoint_every=2", "ema_decay=0.5"),
-                  progress=False)  # fmt: skip
+    first = tiny(tmp_path / "one", "steps=2", "checkpoint_every=2", "ema_decay=0.5")
+    first = train(first, progress=False)
     ema = load_file(first.checkpoint / "ema.safetensors")
     raw = load_file(first.checkpoint / "model" / "model.safetensors")
     assert any(not torch.equal(ema[k], raw[k]) for k in ema)  # the test can tell them apart
@@ -217,25 +218,33 @@ def test_training_conditions_on_each_clips_text_through_the_text_encoder(tmp_pat
     from tests.tokenize.test_text import tiny_umt5
 
     tiny_umt5(tmp_path / "umt5")
+    umt5 = f"model.text_encoder={tmp_path / 'umt5'}"
     text = TextEncoder.from_pretrained(tmp_path / "umt5")
     clips = SyntheticClips(SyntheticConfig(num_frames=3, height=16, width=16), size=2)
     scenes = [clips[0], dataclasses.replace(clips[1], text=None)]
-    batch = prepare_micro_batch(scenes, [0, 1], 0, tokenizer=PixelTokenizer(2),
-                                streams=["rgb", "depth", "ray_d", "ray_m"], noise=NoiseConfig(),
-                                seed=0, device=torch.device("cpu"), text_encoder=text)  # fmt: skip
+    batch = prepare_micro_batch(
+        scenes,
+        [0, 1],
+        0,
+        tokenizer=PixelTokenizer(2),
+        streams=["rgb", "depth", "ray_d", "ray_m"],
+        noise=NoiseConfig(),
+        seed=0,
+        device=torch.device("cpu"),
+        text_encoder=text,
+    )
     assert scenes[0].text  # the procedural world captions its clips
     assert torch.equal(batch.text[0], text.encode(scenes[0].text)[0])
     assert batch.text.shape == (2, 512, 32) and batch.text[1].abs().sum() == 0  # the null text
     # A run: the sources that declare "text" give it; the model cross-attends to it.
     source = "data.synthetic=[{name: synthetic, modalities: [rgb, depth, cameras, text]}]"
-    config = tiny(tmp_path / "run", "steps=2", "model.overrides={text_dim: 32}", source,
-                  f"model.text_encoder={tmp_path / 'umt5'}")  # fmt: skip
+    config = tiny(tmp_path / "run", "steps=2", "model.overrides={text_dim: 32}", source, umt5)
     assert train(config, progress=False).step == 2
     with pytest.raises(ValueError, match="the model has no text conditioning"):
-        train(tiny(tmp_path / "no", f"model.text_encoder={tmp_path / 'umt5'}"), progress=False)
+        train(tiny(tmp_path / "no", umt5), progress=False)
+    wide = tiny(tmp_path / "wide", "model.overrides={text_dim: 48}", umt5)
     with pytest.raises(ValueError, match="makes 32-d features but the model's text_dim is 48"):
-        train(tiny(tmp_path / "wide", "model.overrides={text_dim: 48}",
-                   f"model.text_encoder={tmp_path / 'umt5'}"), progress=False)  # fmt: skip
+        train(wide, progress=False)
 
 
 def test_checkpoints_from_before_a_new_config_field_still_resume(tmp_path):

@@ -14,8 +14,8 @@ from any4d.data import Scene
 from any4d.data.readers.decode import read_uint16_png
 from any4d.data.synthetic import render_clip
 from any4d.geometry import Cameras, project
+from any4d.io import atomic_path
 from any4d.viz.exports_geometry import (
-    atomic_path,
     read_depth_npz,
     read_depth_png16,
     read_ply,

@@ -123,9 +123,16 @@ class UserClip(Reader):
                     self.depth, f"holds {len(depth)} depth files for {count} frames"
                 )
         return Sequence(
-            name=name, source=self.cameras or root, rgb=rgb, K=K, intrinsics_size=size, c2w=c2w,
-            depth=depth, text=self.text, fps=fps or 30.0,
-        )  # fmt: skip
+            name=name,
+            source=self.cameras or root,
+            rgb=rgb,
+            K=K,
+            intrinsics_size=size,
+            c2w=c2w,
+            depth=depth,
+            text=self.text,
+            fps=fps or 30.0,
+        )
 
     def decode_depth(self, handle: Path | int) -> Tensor:
         if isinstance(handle, int):  # a frame of the depth .npz

@@ -12,20 +12,25 @@ from tests.data.readers.fixtures import assert_rgb_matches, rgb_uint8, truth, wr
 
 def write_agibot(root):
     scene = truth(7)
-    write_video(root / "observations" / "327" / "648642" / "videos" / "head_color.mp4",
-                rgb_uint8(scene), fps=30)  # fmt: skip
+    write_video(
+        root / "observations" / "327" / "648642" / "videos" / "head_color.mp4",
+        rgb_uint8(scene),
+        fps=30,
+    )
     entries = [
         {"episode_id": 1, "task_name": "Other", "init_scene_text": "x", "label_info": {}},
         {
             "episode_id": 648642,
             "task_name": "Clear the table",
             "init_scene_text": "A cup stands on a table.",
-            "label_info": {"action_config": [
-                {"start_frame": 0, "end_frame": 2, "action_text": "Pick up the cup."},
-                {"start_frame": 3, "end_frame": 4, "action_text": "Place it in the bin."},
-            ]},
+            "label_info": {
+                "action_config": [
+                    {"start_frame": 0, "end_frame": 2, "action_text": "Pick up the cup."},
+                    {"start_frame": 3, "end_frame": 4, "action_text": "Place it in the bin."},
+                ]
+            },
         },
-    ]  # fmt: skip
+    ]
     (root / "task_info").mkdir()
     (root / "task_info" / "task_327.json").write_text(json.dumps(entries))
     return scene

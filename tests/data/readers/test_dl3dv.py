@@ -31,24 +31,33 @@ def write_dl3dv(root, scene, depth_root=None, colmap_scale=1.0, distortion=None)
     c2w = scene.cameras.c2w.numpy().copy()
     c2w[:, :3, 3] *= colmap_scale
     meta = {  # intrinsics for the full-resolution images, twice the images_4 size here
-        "w": 2 * WIDTH, "h": 2 * HEIGHT,
-        "fl_x": 2 * float(K[0, 0]), "fl_y": 2 * float(K[1, 1]),
-        "cx": 2 * float(K[0, 2]), "cy": 2 * float(K[1, 2]),
-        "k1": 0.0, "k2": 0.0, "p1": 0.0, "p2": 0.0, "camera_model": "OPENCV",
+        "w": 2 * WIDTH,
+        "h": 2 * HEIGHT,
+        "fl_x": 2 * float(K[0, 0]),
+        "fl_y": 2 * float(K[1, 1]),
+        "cx": 2 * float(K[0, 2]),
+        "cy": 2 * float(K[1, 2]),
+        "k1": 0.0,
+        "k2": 0.0,
+        "p1": 0.0,
+        "p2": 0.0,
+        "camera_model": "OPENCV",
         **(distortion or {}),
         "frames": [
             {"file_path": f"images/{name}", "transform_matrix": (c2w[f] @ flip).tolist()}
             for f, name in enumerate(names)
         ],
-    }  # fmt: skip
+    }
     folder.mkdir(parents=True)
     (folder / "transforms.json").write_text(json.dumps(meta))
     write_frames(scene, [folder / "images_4" / name for name in names])
     if depth_root is not None:
         (depth_root / SCENE).mkdir(parents=True)
         for f, name in enumerate(names):
-            np.save(depth_root / SCENE / name.replace(".png", ".npy"),
-                    depth_m(scene, f).astype(np.float32))  # fmt: skip
+            np.save(
+                depth_root / SCENE / name.replace(".png", ".npy"),
+                depth_m(scene, f).astype(np.float32),
+            )
     return folder
 
 

@@ -67,8 +67,9 @@ def write_spatialvid(root, caption=None):
     quats = np.array([_quat_xyzw(p[:3, :3]) for p in pose])
     np.save(folder / "poses.npy", np.concatenate([pose[:, :3, 3], quats], 1))
     K = scene.cameras.K.numpy()
-    norm = np.stack([K[:, 0, 0] / WIDTH, K[:, 1, 1] / HEIGHT, K[:, 0, 2] / WIDTH,
-                     K[:, 1, 2] / HEIGHT], 1)  # fmt: skip
+    norm = np.stack(
+        [K[:, 0, 0] / WIDTH, K[:, 1, 1] / HEIGHT, K[:, 0, 2] / WIDTH, K[:, 1, 2] / HEIGHT], 1
+    )
     np.save(folder / "intrinsics.npy", norm)
     caption = OFFICIAL_CAPTION if caption is None else caption
     (folder / "caption.json").write_text(json.dumps(caption, ensure_ascii=False, indent=2))

@@ -34,9 +34,8 @@ def test_frames_folder_with_our_json_reads_back_the_cameras(tmp_path):
     scene = truth(8)
     folder, _ = frames_folder(tmp_path, scene)
     cameras = tmp_path / "cameras.json"
-    cameras.write_text(json.dumps({
-        "c2w": scene.cameras.c2w.tolist(), "K": scene.cameras.K[0].tolist(), "fps": 12,
-    }))  # fmt: skip
+    ours = {"c2w": scene.cameras.c2w.tolist(), "K": scene.cameras.K[0].tolist(), "fps": 12}
+    cameras.write_text(json.dumps(ours))
     clip = read_user_scene(folder, cameras=cameras)
     assert_cameras_match(clip, scene)
     assert_rgb_matches(clip, scene, tol=0.005)
@@ -70,13 +69,17 @@ def test_frames_folder_with_nerfstudio_transforms_converts_opengl_axes(tmp_path)
     folder, names = frames_folder(tmp_path, scene)
     K, flip = scene.cameras.K[0], np.diag([1.0, -1.0, -1.0, 1.0])
     meta = {
-        "w": scene.width, "h": scene.height, "fl_x": float(K[0, 0]), "fl_y": float(K[1, 1]),
-        "cx": float(K[0, 2]), "cy": float(K[1, 2]),
+        "w": scene.width,
+        "h": scene.height,
+        "fl_x": float(K[0, 0]),
+        "fl_y": float(K[1, 1]),
+        "cx": float(K[0, 2]),
+        "cy": float(K[1, 2]),
         "frames": [
             {"file_path": f"images/{n}", "transform_matrix": (c.numpy() @ flip).tolist()}
             for n, c in reversed(list(zip(names, scene.cameras.c2w, strict=True)))
         ],
-    }  # fmt: skip
+    }
     (tmp_path / "transforms.json").write_text(json.dumps(meta))
     clip = read_user_scene(folder, cameras=tmp_path / "transforms.json")
     assert_cameras_match(clip, scene)

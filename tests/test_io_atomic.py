@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from any4d.data import Scene
-from any4d.viz.files import atomic_path
+from any4d.io import atomic_path
 from any4d.viz.frustums import plot_cameras
 from any4d.viz.video import save_video
 from tests.cameras_factory import random_cameras
