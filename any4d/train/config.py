@@ -155,18 +155,10 @@ class NoiseSection:
     probability that a context group stays clean, the probability that a sample's targets
     share one level and the probability that a sample's whole context is dropped to noise."""
 
-    patterns: dict[str, float] = field(
-        default_factory=lambda: {
-            "video": 1.0,
-            "geometry": 1.0,
-            "interpolate": 1.0,
-            "extrapolate": 1.0,
-            "depth_to_video": 1.0,
-        }
-    )
-    shift: float = 3.0
-    history_clean_prob: float = 0.5
-    shared_target_prob: float = 0.0
+    patterns: dict[str, float] = field(default_factory=lambda: dict(NoiseConfig().patterns))
+    shift: float = NoiseConfig.shift
+    history_clean_prob: float = NoiseConfig.history_clean_prob
+    shared_target_prob: float = NoiseConfig.shared_target_prob
     context_drop_prob: float = NoiseConfig.context_drop_prob
     stream_weights: dict[str, float] = field(
         default_factory=lambda: {"rgb": 0.25, "depth": 0.25, "ray_d": 0.25, "ray_m": 0.25}
