@@ -103,6 +103,13 @@ class Latents:
         if not isinstance(self.grids, Mapping) or not self.grids:
             raise ValueError("grids must be a non-empty dict of stream → (B, C, T', H', W')")
         first = next(iter(self.grids.values()))
+        for name, grid in self.grids.items():
+            if not isinstance(grid, Tensor) or grid.dim() != 5 or grid.shape[2] != first.shape[2]:
+                shape = tuple(grid.shape) if isinstance(grid, Tensor) else type(grid).__name__
+                raise ValueError(
+                    f"grids[{name!r}] is {shape} (expected (B, C, T', H', W') with the T' of "
+                    "every other stream)"
+                )
         if self.layout is None:
             object.__setattr__(self, "layout", Layout.for_stride(first.shape[2], 1))
         object.__setattr__(self, "grids", dict(self.grids))

@@ -213,3 +213,5 @@ def test_latents_default_to_one_latent_frame_per_pixel_frame_and_repeat_whole():
     assert doubled.available["rgb"].tolist() == [True, False, True, False]
     with pytest.raises(ValueError, match="non-empty dict"):
         Latents({})
+    with pytest.raises(ValueError, match=r"grids\['depth'\] is \(2, 4, 5\)"):
+        Latents({"rgb": grids["rgb"], "depth": torch.zeros(2, 4, 5)})
