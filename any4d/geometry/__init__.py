@@ -1,5 +1,5 @@
 """4D geometry: cameras, Plücker rays and their inverse, clip normalisation, reprojection,
-plane-sweep view synthesis, frame indices of a clip.
+plane-sweep view synthesis, frame indices of a clip, similarity transforms between point sets.
 
 Imports nothing else of any4d.
 """
@@ -23,10 +23,12 @@ from any4d.geometry.plane_sweep import inverse_depth_planes, plane_sweep
 from any4d.geometry.rays import pixel_grid, plucker_rays, ray_directions
 from any4d.geometry.rays_to_cameras import rays_to_cameras
 from any4d.geometry.reproject import photometric_error, project, unproject, warp
+from any4d.geometry.similarity import Similarity, robust_umeyama, umeyama
 
 __all__ = [
     "Cameras",
     "ClipFrame",
+    "Similarity",
     "check_rotations",
     "CAMERA_SECONDS",
     "UNITS",
@@ -49,6 +51,8 @@ __all__ = [
     "rays_to_cameras",
     "resolve_frames",
     "rigid_inverse",
+    "robust_umeyama",
+    "umeyama",
     "unproject",
     "warp",
 ]

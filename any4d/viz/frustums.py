@@ -15,7 +15,7 @@ from pathlib import Path
 import torch
 from torch import Tensor
 
-from any4d.eval.alignment import Similarity, umeyama
+from any4d.geometry import Similarity, umeyama
 from any4d.geometry.cameras import Cameras
 from any4d.io import atomic_path
 from any4d.viz.grid import frame_indices
