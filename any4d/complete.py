@@ -99,7 +99,8 @@ def complete(
     pipe = Any4DPipeline.from_pretrained(
         checkpoint or shipped_checkpoint(), text_encoder=text_encoder
     )
-    sampler, search = pipe.sampler_config(sampler), search or SearchConfig()
+    sampler = pipe.sampler_config(sampler)
+    search = SearchConfig() if search is None else search
     source = read_user_scene(
         path,
         cameras=cameras,

@@ -274,7 +274,7 @@ class Any4DPipeline:
             raise ValueError(f"scene must be a Scene, got {type(scene).__name__}")
         mask = self.check_task(scene, task)
         sampler = self.sampler_config(sampler)
-        search = search or SearchConfig()
+        search = SearchConfig() if search is None else search
         if not isinstance(search, SearchConfig):
             raise ValueError(f"search is a {type(search).__name__} (expected a SearchConfig)")
         text, failures = self._text(prompt, scene.text)

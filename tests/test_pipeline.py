@@ -66,8 +66,9 @@ def test_sampler_settings_are_the_pipelines_with_the_changes_given(pipe, scene):
         pipe(scene, "depth", sampler={"stepz": 2}, progress=False)
     with pytest.raises(ValueError, match="sampler is a str"):
         pipe(scene, "depth", sampler="fast", progress=False)
-    with pytest.raises(ValueError, match="search is a dict"):
-        pipe(scene, "depth", search={"candidates": 2}, progress=False)
+    for wrong in ({"candidates": 2}, {}):
+        with pytest.raises(ValueError, match="search is a dict"):
+            pipe(scene, "depth", search=wrong, progress=False)
 
 
 def test_tasks_that_observe_missing_data_are_clear_errors(pipe, scene):
