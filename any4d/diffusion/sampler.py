@@ -130,15 +130,19 @@ class Latents:
     def repeat(self, count: int) -> Latents:
         """``count`` copies of the batch one after the other (candidates sampled together)."""
 
-        def tile(x: Tensor) -> Tensor:
-            return x.repeat(count, *([1] * (x.dim() - 1)))
+        if count == 1:
+            return self
+        available = None if self.available is None else _each(tile, self.available, count)
+        return replace(self, grids=_each(tile, self.grids, count), available=available)
 
-        available = None if self.available is None else _each(tile, self.available)
-        return replace(self, grids=_each(tile, self.grids), available=available)
+
+def tile(x: Tensor, count: int) -> Tensor:
+    """(B, …) → (count·B, …): ``count`` copies of the batch one after the other."""
+    return x if count == 1 else x.repeat(count, *([1] * (x.dim() - 1)))
 
 
-def _each(function, tensors: Mapping[str, Tensor]) -> dict[str, Tensor]:
-    return {s: function(x) for s, x in tensors.items()}
+def _each(function, tensors: Mapping[str, Tensor], *args) -> dict[str, Tensor]:
+    return {s: function(x, *args) for s, x in tensors.items()}
 
 
 def resolve_states(

@@ -23,7 +23,7 @@ import torch
 from torch import Tensor
 
 from any4d.diffusion.masks import Mask
-from any4d.diffusion.sampler import Latents, SamplerConfig, sample
+from any4d.diffusion.sampler import Latents, SamplerConfig, sample, tile
 from any4d.diffusion.scoring import SCORES, anchor_pairs, score
 from any4d.diffusion.uncertainty import Uncertainty, posterior_spread
 from any4d.geometry import Cameras
@@ -140,7 +140,7 @@ def search(
             mask,
             sampler,
             generator=generator,
-            text=None if text is None else text.repeat(count, *([1] * (text.dim() - 1))),
+            text=None if text is None else tile(text, count),
             progress=progress,
         )
         samples += [
