@@ -34,12 +34,14 @@ import torch
 from torch import Tensor
 
 from any4d.data import Scene
+from any4d.data.fit import FrameFit
 from any4d.diffusion import Latents, Layout, Mask, SamplerConfig, SearchConfig, Uncertainty
 from any4d.diffusion import search as search_candidates
 from any4d.geometry import Cameras
 from any4d.io import atomic_path, read_json_object
 from any4d.model import Any4DTransformer
 from any4d.tokenize.batch import STREAM_MODALITY, Observed
+from any4d.windows import Window, WindowConfig, concatenate, plan_windows, roll
 
 PIPELINE_FILE = "pipeline.json"
 FORMAT = "any4d.pipeline"
@@ -60,6 +62,9 @@ class Completion:
                  but not used (the scene's text, without a text encoder).
     units:       where the clip scale came from (``any4d.geometry.UNITS``): "depth" or
                  "cameras" — depth and cameras are in the input's units —, or "relative".
+                 For several windows: the first window's (the others observe its scale).
+    windows:     how many windows the clip was completed in; with more than one (or a size
+                 other than the model's) there are no ``latents`` and no ``uncertainty``.
     """
 
     scene: Scene
@@ -70,6 +75,7 @@ class Completion:
     latents: dict[str, Tensor]
     failures: list[str]
     units: str = "relative"
+    windows: int = 1
 
 
 class Any4DPipeline:
@@ -251,6 +257,35 @@ class Any4DPipeline:
             )
         return dataclasses.replace(self.sampler, **sampler)
 
+    @property
+    def clip_length(self) -> int | None:
+        """Frames per window: the clip length the model was trained on (None: unknown)."""
+        length = self.defaults.get("num_frames")
+        return None if length is None else int(length)
+
+    @property
+    def size(self) -> tuple[int, int] | None:
+        """(H, W) the model runs at: its training size (None: unknown, the input's own)."""
+        if "height" not in self.defaults or "width" not in self.defaults:
+            return None
+        return int(self.defaults["height"]), int(self.defaults["width"])
+
+    def plan(
+        self,
+        num_frames: int,
+        frame_size: tuple[int, int],
+        window: WindowConfig | None = None,
+        fit: str = "pad",
+    ) -> tuple[list[Window], FrameFit]:
+        """The windows of a clip of ``num_frames`` frames of ``frame_size`` (H, W), and how its
+        frames fit the model's size (``any4d.windows``, ``any4d.data.fit``)."""
+        window = WindowConfig() if window is None else window
+        if not isinstance(window, WindowConfig):
+            raise ValueError(f"window is a {type(window).__name__} (expected a WindowConfig)")
+        length = window.length or self.clip_length or num_frames
+        plan = plan_windows(num_frames, window, length, self.tokenizer.temporal_stride)
+        return plan, FrameFit.plan(tuple(frame_size), self.size or tuple(frame_size), fit)
+
     @torch.no_grad()
     def __call__(
         self,
@@ -262,6 +297,8 @@ class Any4DPipeline:
         seed: int = 0,
         prompt: str | None = None,
         progress: bool = True,
+        window: WindowConfig | None = None,
+        fit: str = "pad",
     ) -> Completion:
         """Complete ``scene`` for ``task`` (module docstring). Deterministic given ``seed``.
 
@@ -269,16 +306,92 @@ class Any4DPipeline:
         search:  candidates, select and score (``SearchConfig``; default one sample).
         prompt:  text for a model with text conditioning (``text_dim``), encoded by the
                  pipeline's umT5; None: the scene's own ``text``, if any (without a text encoder
-                 it is then unused, which ``failures`` says)."""
+                 it is then unused, which ``failures`` says).
+        window:  how a clip longer than the model's is split (``WindowConfig``: length,
+                 overlap, anchors, stitch); one window when it is no longer.
+        fit:     how frames of another size meet the model's: "pad" (all of the frame) or
+                 "crop" (``any4d.data.fit``); results come back at the scene's size."""
         if not isinstance(scene, Scene):
             raise ValueError(f"scene must be a Scene, got {type(scene).__name__}")
         mask = self.check_task(scene, task)
+        plan, frame_fit = self.plan(scene.num_frames, (scene.height, scene.width), window, fit)
+        if len(plan) == 1 and frame_fit.identity:  # the model's own clip: nothing to fit
+            return self._complete(scene, task, self.sampler_config(sampler), search, seed,
+                                  self._text(prompt, scene.text), progress)  # fmt: skip
+        parts = list(
+            self.windows(
+                plan, scene.frames, mask, frame_fit, window,
+                sampler=sampler, search=search, seed=seed, prompt=prompt, text=scene.text,
+                progress=progress,
+            )
+        )  # fmt: skip
+        failures = list(dict.fromkeys(f for p in parts for f in p.failures))
+        single = parts[0] if len(parts) == 1 else None
+        return Completion(
+            scene=concatenate(parts),
+            task=mask,
+            scores=None if single is None else single.scores,
+            best=0,
+            uncertainty=None,
+            latents={},
+            failures=failures,
+            units=parts[0].units,
+            windows=len(parts),
+        )
+
+    def windows(
+        self,
+        plan: list[Window],
+        read,
+        mask: Mask,
+        fit: FrameFit,
+        window: WindowConfig | None = None,
+        *,
+        sampler: SamplerConfig | Mapping[str, Any] | None = None,
+        search: SearchConfig | None = None,
+        seed: int = 0,
+        prompt: str | None = None,
+        text: str | None = None,
+        progress: bool = True,
+    ):
+        """Complete a clip window by window, reading its frames per window: yields one
+        ``any4d.windows.WindowResult`` per window (its new frames at the input's size).
+
+        plan, fit: from ``plan``. read: clip frame indices → those frames (a ``Scene``).
+        Window ``i`` is sampled with seed ``seed + i``. Other arguments as for ``__call__``;
+        ``text``: the clip's own text (used when no ``prompt`` is given)."""
+        from tqdm.auto import tqdm
+
         sampler = self.sampler_config(sampler)
+        features = self._text(prompt, text)
+        stitch = "context" if window is None else window.stitch
+        seeds = iter(range(seed, seed + len(plan)))
+
+        def complete(scene: Scene, window_mask: Mask) -> Completion:
+            return self._complete(scene, window_mask, sampler, search, next(seeds), features,
+                                  progress and len(plan) == 1)  # fmt: skip
+
+        parts = roll(plan, read, mask, complete, fit, plan[-1].frames[-1] + 1, stitch)
+        bar = tqdm(parts, total=len(plan), desc="windows", disable=not progress or len(plan) == 1)
+        yield from bar
+
+    def _complete(
+        self,
+        scene: Scene,
+        task: str | Mask,
+        sampler: SamplerConfig,
+        search: SearchConfig | None,
+        seed: int,
+        text: tuple[Tensor | None, list],
+        progress: bool,
+    ) -> Completion:
+        """One clip at a size the tokenizer takes: encode, sample (and search), decode."""
         search = SearchConfig() if search is None else search
         if not isinstance(search, SearchConfig):
             raise ValueError(f"search is a {type(search).__name__} (expected a SearchConfig)")
-        text, failures = self._text(prompt, scene.text)
+        text, failures = text
         device = self.device
+        mask = self.check_task(scene, task)
         scene = self.observed(scene, mask).to(device)
         observed = Observed.of(mask, scene.num_frames)
         _check_observed_depth(scene, observed.depth, task)

@@ -17,10 +17,13 @@ from any4d.viz.exports_cameras import (
     write_tum,
 )
 from any4d.viz.exports_geometry import (
+    DepthNpzWriter,
+    PlyWriter,
     read_depth_npz,
     read_depth_png16,
     read_ply,
     scene_point_cloud,
+    subsample_points,
     write_depth_npz,
     write_depth_png16,
     write_ply,
@@ -44,6 +47,8 @@ from any4d.viz.video import (
 from any4d.viz.viewer import Viewer, add_scene, show_scene
 
 __all__ = [
+    "DepthNpzWriter",
+    "PlyWriter",
     "Viewer",
     "add_scene",
     "show_scene",
@@ -68,6 +73,7 @@ __all__ = [
     "scene_frames",
     "scene_point_cloud",
     "scene_video",
+    "subsample_points",
     "tile_grid",
     "to_uint8",
     "write_cameras_json",

@@ -3,19 +3,26 @@
 - ``write_ply``: binary little-endian PLY, ``float x y z`` then optional ``uchar red green blue``
   — the vertex layout MeshLab, Open3D, CloudCompare and ``plyfile`` read.
 - ``write_depth_npz``: float32 metres, exact, under the key ``"depth"``.
+- ``PlyWriter`` / ``DepthNpzWriter``: the same files written chunk by chunk (a long video window
+  by window), so memory does not grow with the clip; ``subsample_points`` keeps a point budget.
 - ``write_depth_png16``: one ``(H, W)`` map as uint16 codes ``round(depth · scale)`` (default
   millimetres), 0 = invalid — the TUM / ScanNet / 7-Scenes convention, read back by
   ``UserClip(depth=folder, depth_scale=scale)``.
 
 Every writer validates its inputs first, creates parent folders and writes through a temporary
-file renamed onto the target, so a crash never leaves a truncated file behind.
+file renamed onto the target, so a crash never leaves a truncated file behind (the incremental
+writers: when their ``with`` block ends without error).
 """
 
 from __future__ import annotations
 
 import os
+import shutil
+import tempfile
 import warnings
+import zipfile
 from collections.abc import Sequence
+from contextlib import ExitStack
 from pathlib import Path
 
 import numpy as np
@@ -109,28 +116,58 @@ def write_ply(
     colors: optional (N, 3) uint8, stored as ``uchar red green blue``.
     """
     points, colors = check_points(points, colors)
-    fields = [(name, "<f4") for name in _XYZ]
-    if colors is not None:
-        fields += [(name, "u1") for name in _RGB]
-    vertices = np.empty(len(points), dtype=fields)
-    for axis, name in enumerate(_XYZ):
-        vertices[name] = points[:, axis]
-    if colors is not None:
-        for channel, name in enumerate(_RGB):
-            vertices[name] = colors[:, channel]
-    types = {"<f4": "float", "u1": "uchar"}
-    header = [
-        "ply",
-        "format binary_little_endian 1.0",
-        "comment written by any4d",
-        f"element vertex {len(points)}",
-        *(f"property {types[kind]} {name}" for name, kind in fields),
-        "end_header",
-    ]
     with atomic_path(path) as temporary, open(temporary, "wb") as handle:
-        handle.write(("\n".join(header) + "\n").encode("ascii"))
-        handle.write(vertices.tobytes())
+        handle.write(_ply_header(len(points), colors is not None))
+        handle.write(_ply_vertices(points, colors).tobytes())
     return Path(path)
+
+
+class PlyWriter:
+    """``write_ply`` chunk by chunk: the same file for the concatenation of every ``add``.
+
+        with PlyWriter(out / "points.ply") as ply:
+            for window in windows:
+                ply.add(points, colors)  # (N, 3) floats, (N, 3) uint8 or None
+
+    The vertex count heads the file but is known only at the end, so the records go to an
+    anonymous temporary file beside ``path`` and are copied behind the header when the block ends
+    without error; on error nothing is written at ``path``. No ``add`` at all: an empty PLY.
+    """
+
+    def __init__(self, path: str | os.PathLike):
+        self.path = Path(path)
+        self.count = 0  # vertices added so far
+        self._colored: bool | None = None  # whether the adds carry colours; None before the first
+        self._body = None
+
+    def __enter__(self) -> PlyWriter:
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self._body = tempfile.TemporaryFile(dir=self.path.parent)  # same disk as the target
+        return self
+
+    def add(self, points: Tensor | np.ndarray, colors: Tensor | np.ndarray | None = None) -> None:
+        """Append (N, 3) finite float points and their optional (N, 3) uint8 colours."""
+        if self._body is None:
+            raise RuntimeError("PlyWriter.add called outside its with block")
+        points, colors = check_points(points, colors)
+        colored = colors is not None
+        if self._colored is not None and colored != self._colored:
+            raise ValueError(
+                f"colors is {'given' if colored else 'None'} but the earlier points were added "
+                f"{'with' if self._colored else 'without'} colours (expected every add to agree)"
+            )
+        self._colored = colored
+        self._body.write(_ply_vertices(points, colors).tobytes())
+        self.count += len(points)
+
+    def __exit__(self, error_type, error, traceback) -> None:
+        body, self._body = self._body, None
+        with body:  # closing the anonymous file deletes it
+            if error_type is None:
+                body.seek(0)
+                with atomic_path(self.path) as temporary, open(temporary, "wb") as handle:
+                    handle.write(_ply_header(self.count, bool(self._colored)))
+                    shutil.copyfileobj(body, handle)
 
 
 def read_ply(path: str | os.PathLike) -> tuple[Tensor, Tensor | None]:
@@ -181,6 +218,31 @@ def read_ply(path: str | os.PathLike) -> tuple[Tensor, Tensor | None]:
     return torch.from_numpy(points), None if colors is None else torch.from_numpy(colors)
 
 
+def subsample_points(
+    points: Tensor | np.ndarray,
+    colors: Tensor | np.ndarray | None,
+    budget: int,
+    generator: torch.Generator | None = None,
+) -> tuple[Tensor | np.ndarray, Tensor | np.ndarray | None]:
+    """At most ``budget`` of the points (and their colours), drawn uniformly without replacement.
+
+    points: (N, 3); colors: (N, 3) or None. Returns the kept rows in their original order —
+    all of them when N ≤ budget; the same rows for the same ``generator`` state.
+    """
+    if isinstance(budget, bool) or not isinstance(budget, (int, np.integer)) or budget < 1:
+        raise ValueError(f"budget is {budget!r} (expected an integer ≥ 1)")
+    if colors is not None and len(colors) != len(points):
+        raise ValueError(f"colors has {len(colors)} rows but points has {len(points)}")
+    if len(points) <= budget:
+        return points, colors
+    keep = torch.randperm(len(points), generator=generator)[:budget].sort().values
+    if isinstance(points, Tensor):
+        keep = keep.to(points.device)
+    else:
+        keep = keep.numpy()
+    return points[keep], None if colors is None else colors[keep]
+
+
 # ------------------------------------------------------------------------------------- depth
 
 
@@ -191,6 +253,75 @@ def write_depth_npz(path: str | os.PathLike, depth: Tensor | np.ndarray) -> Path
     with atomic_path(path) as temporary, open(temporary, "wb") as handle:
         np.savez_compressed(handle, depth=depth)
     return Path(path)
+
+
+class DepthNpzWriter:
+    """``write_depth_npz`` of a (num_frames, height, width) clip, written chunk by chunk.
+
+        with DepthNpzWriter(out / "depth.npz", num_frames, height, width) as npz:
+            for window in windows:
+                npz.write(depth)  # (n, H, W) or (n, 1, H, W) metres, in frame order
+
+    The ``.npy`` inside is byte for byte the one ``write_depth_npz`` writes for the whole
+    C-ordered float32 array, deflated the same way (``np.savez_compressed``), so ``np.load`` and
+    ``read_depth_npz`` read it. When the block ends without error exactly ``num_frames`` frames
+    must have been written (else ``ValueError``) and the file is renamed onto ``path``; on any
+    error nothing is left at ``path``.
+    """
+
+    def __init__(self, path: str | os.PathLike, num_frames: int, height: int, width: int):
+        for name, value in (("num_frames", num_frames), ("height", height), ("width", width)):
+            if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
+                raise ValueError(f"{name} is {value!r} (expected an integer ≥ 1)")
+        self.path = Path(path)
+        self.shape = (int(num_frames), int(height), int(width))
+        self.written = 0  # frames written so far
+        self._stack: ExitStack | None = None
+        self._npy = None
+
+    def __enter__(self) -> DepthNpzWriter:
+        with ExitStack() as stack:  # unwinds what was opened if a later step fails
+            temporary = stack.enter_context(atomic_path(self.path))
+            archive = stack.enter_context(
+                zipfile.ZipFile(temporary, "w", zipfile.ZIP_DEFLATED, allowZip64=True)
+            )
+            # force_zip64: the size is unknown while streaming (numpy does the same, gh-10776)
+            self._npy = stack.enter_context(archive.open("depth.npy", "w", force_zip64=True))
+            header = {"descr": "<f4", "fortran_order": False, "shape": self.shape}
+            np.lib.format.write_array_header_1_0(self._npy, header)
+            self._stack = stack.pop_all()
+        return self
+
+    def write(self, depth: Tensor | np.ndarray) -> None:
+        """Append n frames: (n, H, W) or (n, 1, H, W) finite metres ≥ 0, 0 = invalid."""
+        if self._npy is None:
+            raise RuntimeError("DepthNpzWriter.write called outside its with block")
+        depth = _check_depth(depth)
+        _, height, width = self.shape
+        if depth.ndim == 4 and depth.shape[1] == 1:
+            depth = depth[:, 0]
+        if depth.ndim != 3 or depth.shape[1:] != (height, width):
+            raise ValueError(
+                f"depth has shape {depth.shape} (expected (n, {height}, {width}) or "
+                f"(n, 1, {height}, {width}))"
+            )
+        if self.written + len(depth) > self.shape[0]:
+            raise ValueError(
+                f"depth brings the frames written to {self.written + len(depth)} "
+                f"(expected num_frames = {self.shape[0]} in all)"
+            )
+        self._npy.write(np.ascontiguousarray(depth, dtype="<f4").data)
+        self.written += len(depth)
+
+    def __exit__(self, error_type, error, traceback) -> bool:
+        stack, self._stack, self._npy = self._stack, None, None
+        if error_type is None and self.written != self.shape[0]:
+            with stack:  # the ValueError unwinds the archive and removes the temporary file
+                raise ValueError(
+                    f"{self.written} depth frames were written to {self.path} "
+                    f"(expected num_frames = {self.shape[0]})"
+                )
+        return stack.__exit__(error_type, error, traceback)
 
 
 def write_depth_png16(
@@ -265,6 +396,36 @@ def check_points(
             f"{points.shape}, one RGB triple per point)"
         )
     return points, colors
+
+
+def _ply_header(count: int, colored: bool) -> bytes:
+    """The header of a binary little-endian PLY of ``count`` vertices, with or without colours."""
+    properties = [f"property float {name}" for name in _XYZ]
+    if colored:
+        properties += [f"property uchar {name}" for name in _RGB]
+    lines = [
+        "ply",
+        "format binary_little_endian 1.0",
+        "comment written by any4d",
+        f"element vertex {count}",
+        *properties,
+        "end_header",
+    ]
+    return ("\n".join(lines) + "\n").encode("ascii")
+
+
+def _ply_vertices(points: np.ndarray, colors: np.ndarray | None) -> np.ndarray:
+    """Packed PLY vertex records of (N, 3) points and optional (N, 3) uint8 colours."""
+    fields = [(name, "<f4") for name in _XYZ]
+    if colors is not None:
+        fields += [(name, "u1") for name in _RGB]
+    vertices = np.empty(len(points), dtype=fields)
+    for axis, name in enumerate(_XYZ):
+        vertices[name] = points[:, axis]
+    if colors is not None:
+        for channel, name in enumerate(_RGB):
+            vertices[name] = colors[:, channel]
+    return vertices
 
 
 def _as_numpy(value, name: str) -> np.ndarray:

@@ -3,6 +3,7 @@ expect, atomic writes and bad inputs."""
 
 from __future__ import annotations
 
+import zipfile
 from functools import lru_cache
 
 import numpy as np
@@ -16,10 +17,13 @@ from any4d.data.synthetic import render_clip
 from any4d.geometry import Cameras, project
 from any4d.io import atomic_path
 from any4d.viz.exports_geometry import (
+    DepthNpzWriter,
+    PlyWriter,
     read_depth_npz,
     read_depth_png16,
     read_ply,
     scene_point_cloud,
+    subsample_points,
     write_depth_npz,
     write_depth_png16,
     write_ply,
@@ -184,6 +188,111 @@ def test_ply_rejects_bad_inputs(tmp_path, points, colors, match):
     assert not (tmp_path / "bad.ply").exists()
 
 
+@pytest.mark.parametrize("with_colors", [True, False])
+def test_ply_writer_in_chunks_writes_the_file_write_ply_writes(tmp_path, with_colors):
+    chunks = [_cloud(count, seed) for seed, count in enumerate([20, 0, 7, 33])]
+    with PlyWriter(tmp_path / "nested" / "chunks.ply") as ply:
+        for points, colors in chunks:
+            ply.add(points, colors if with_colors else None)
+    assert ply.count == 60
+    points, colors = (torch.cat(parts) for parts in zip(*chunks, strict=True))
+    whole = write_ply(tmp_path / "whole.ply", points, colors if with_colors else None)
+    assert (tmp_path / "nested" / "chunks.ply").read_bytes() == whole.read_bytes()
+    read_points, read_colors = read_ply(tmp_path / "nested" / "chunks.ply")
+    assert torch.equal(read_points, points)
+    assert torch.equal(read_colors, colors) if with_colors else read_colors is None
+    assert sorted(p.name for p in tmp_path.rglob("*")) == ["chunks.ply", "nested", "whole.ply"]
+
+
+def test_plyfile_reads_a_ply_written_in_chunks(tmp_path):
+    plyfile = pytest.importorskip("plyfile")  # dev dependency: the reference PLY reader
+    (a, a_rgb), (b, b_rgb) = _cloud(5, 0), _cloud(6, 1)
+    with PlyWriter(tmp_path / "cloud.ply") as ply:
+        ply.add(a, a_rgb)
+        ply.add(b.numpy(), b_rgb.numpy())
+    vertex = plyfile.PlyData.read(str(tmp_path / "cloud.ply"))["vertex"]
+    assert vertex.count == 11
+    xyz = np.stack([vertex["x"], vertex["y"], vertex["z"]], -1)
+    rgb = np.stack([vertex["red"], vertex["green"], vertex["blue"]], -1)
+    assert np.array_equal(xyz, torch.cat([a, b]).numpy())
+    assert np.array_equal(rgb, torch.cat([a_rgb, b_rgb]).numpy())
+
+
+def test_ply_writer_without_points_writes_the_empty_ply_write_ply_writes(tmp_path):
+    with PlyWriter(tmp_path / "empty.ply"):
+        pass
+    empty = write_ply(tmp_path / "whole.ply", torch.zeros(0, 3))
+    assert (tmp_path / "empty.ply").read_bytes() == empty.read_bytes()
+    points, colors = read_ply(tmp_path / "empty.ply")
+    assert points.shape == (0, 3) and colors is None
+
+
+@pytest.mark.parametrize("first_colored", [True, False])
+def test_ply_writer_rejects_adds_that_disagree_on_colours(tmp_path, first_colored):
+    points, colors = _cloud(4)
+    with pytest.raises(ValueError, match="expected every add to agree"):
+        with PlyWriter(tmp_path / "cloud.ply") as ply:
+            ply.add(points, colors if first_colored else None)
+            ply.add(points, None if first_colored else colors)
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_ply_writer_leaves_nothing_when_its_block_fails(tmp_path):
+    path = tmp_path / "cloud.ply"
+    path.write_bytes(b"old")
+    with pytest.raises(RuntimeError, match="crash"), PlyWriter(path) as ply:
+        ply.add(*_cloud(8))
+        raise RuntimeError("crash mid-clip")
+    assert path.read_bytes() == b"old"
+    assert [p.name for p in tmp_path.iterdir()] == ["cloud.ply"]
+
+
+# -------------------------------------------------------------------------- point budget
+
+
+def test_subsample_points_keeps_budget_distinct_rows_in_order():
+    points, colors = _cloud(100)
+    kept, kept_colors = subsample_points(points, colors, 30, torch.Generator().manual_seed(1))
+    assert kept.shape == (30, 3) and kept_colors.shape == (30, 3)
+    rows = [int(torch.nonzero((points == row).all(-1))[0]) for row in kept]
+    assert rows == sorted(set(rows))  # distinct original rows, original order
+    assert torch.equal(kept_colors, colors[rows])
+
+
+def test_subsample_points_is_deterministic_given_a_generator():
+    points, colors = _cloud(100)
+    runs = [
+        subsample_points(points, colors, 10, torch.Generator().manual_seed(seed))
+        for seed in (3, 3, 4)
+    ]
+    assert torch.equal(runs[0][0], runs[1][0]) and torch.equal(runs[0][1], runs[1][1])
+    assert not torch.equal(runs[0][0], runs[2][0])
+
+
+def test_subsample_points_is_uniform_over_the_rows():
+    points = torch.arange(10.0)[:, None].expand(10, 3)
+    generator = torch.Generator().manual_seed(0)
+    counts = torch.zeros(10)
+    for _ in range(2000):
+        kept, _ = subsample_points(points, None, 3, generator)
+        counts[kept[:, 0].long()] += 1
+    assert float((counts / 2000 - 0.3).abs().max()) < 0.05  # each row kept 3 times in 10
+
+
+def test_subsample_points_under_budget_keeps_everything_and_numpy_works():
+    points, colors = _cloud(5)
+    kept, kept_colors = subsample_points(points, colors, 5)
+    assert kept is points and kept_colors is colors
+    kept, kept_colors = subsample_points(points.numpy(), None, 2)
+    assert isinstance(kept, np.ndarray) and kept.shape == (2, 3) and kept_colors is None
+
+
+@pytest.mark.parametrize("budget", [0, -3, 2.5, True])
+def test_subsample_points_rejects_a_bad_budget(budget):
+    with pytest.raises(ValueError, match="budget is"):
+        subsample_points(*_cloud(5), budget)
+
+
 def test_read_ply_names_the_file_it_cannot_read(tmp_path):
     path = tmp_path / "ascii.ply"
     path.write_text("ply\nformat ascii 1.0\nelement vertex 1\nproperty float x\nend_header\n0\n")
@@ -213,6 +322,88 @@ def test_depth_npz_round_trip_is_exact(tmp_path, shape):
     read = read_depth_npz(write_depth_npz(tmp_path / "d" / "depth.npz", depth))
     assert read.dtype == torch.float32 and torch.equal(read, depth)
     assert np.array_equal(np.load(tmp_path / "d" / "depth.npz")["depth"], depth.numpy())
+
+
+def _clip_depth(count: int = 7, height: int = H, width: int = W) -> torch.Tensor:
+    generator = torch.Generator().manual_seed(0)
+    depth = torch.rand(count, height, width, generator=generator) * 20
+    depth.view(-1)[::5] = 0  # invalid pixels
+    return depth
+
+
+def test_depth_npz_writer_in_chunks_writes_what_write_depth_npz_writes(tmp_path):
+    depth = _clip_depth()
+    with DepthNpzWriter(tmp_path / "d" / "chunks.npz", 7, H, W) as npz:
+        npz.write(depth[:3])
+        npz.write(depth[3:4, None].numpy())  # (n, 1, H, W), numpy
+        npz.write(depth[4:].double())
+    path, whole = tmp_path / "d" / "chunks.npz", write_depth_npz(tmp_path / "whole.npz", depth)
+    assert np.array_equal(np.load(path)["depth"], depth.numpy())
+    read = read_depth_npz(path)
+    assert read.dtype == torch.float32 and torch.equal(read, depth)
+    with zipfile.ZipFile(path) as chunks, zipfile.ZipFile(whole) as reference:
+        assert chunks.namelist() == reference.namelist() == ["depth.npy"]
+        assert chunks.read("depth.npy") == reference.read("depth.npy")  # header and data
+        assert chunks.getinfo("depth.npy").compress_type == zipfile.ZIP_DEFLATED
+        assert reference.getinfo("depth.npy").compress_type == zipfile.ZIP_DEFLATED
+    assert [p.name for p in path.parent.iterdir()] == ["chunks.npz"]
+
+
+@pytest.mark.parametrize("chunks", [[3], [3, 3, 3]])
+def test_depth_npz_writer_with_the_wrong_frame_count_raises_and_leaves_nothing(tmp_path, chunks):
+    depth = _clip_depth(9)
+    with pytest.raises(ValueError, match="expected num_frames = 7"):
+        with DepthNpzWriter(tmp_path / "depth.npz", 7, H, W) as npz:
+            start = 0
+            for count in chunks:
+                npz.write(depth[start : start + count])
+                start += count
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_depth_npz_writer_refuses_frames_past_num_frames_without_writing_them(tmp_path):
+    depth = _clip_depth(9)
+    with DepthNpzWriter(tmp_path / "depth.npz", 7, H, W) as npz:
+        npz.write(depth[:6])
+        with pytest.raises(ValueError, match=r"to 9 \(expected num_frames = 7 in all\)"):
+            npz.write(depth[6:])
+        npz.write(depth[6:7])
+    assert torch.equal(read_depth_npz(tmp_path / "depth.npz"), depth[:7])
+
+
+def test_depth_npz_writer_leaves_nothing_when_its_block_fails(tmp_path):
+    path = tmp_path / "depth.npz"
+    path.write_bytes(b"old")
+    with pytest.raises(RuntimeError, match="crash"):
+        with DepthNpzWriter(path, 2, H, W) as npz:
+            npz.write(_clip_depth(1))
+            raise RuntimeError("crash mid-clip")
+    assert path.read_bytes() == b"old"
+    assert [p.name for p in tmp_path.iterdir()] == ["depth.npz"]
+
+
+@pytest.mark.parametrize(
+    "depth, match",
+    [
+        (torch.ones(2, H, W + 1), rf"shape \(2, {H}, {W + 1}\) \(expected \(n, {H}, {W}\)"),
+        (torch.ones(2, 3, H, W), r"expected \(n, 24, 32\) or \(n, 1, 24, 32\)"),
+        (torch.ones(H, W), rf"shape \({H}, {W}\)"),
+        (torch.full((1, H, W), -1.0), "negative values"),
+        (torch.full((1, H, W), float("nan")), "NaN or inf"),
+    ],
+)
+def test_depth_npz_writer_rejects_bad_frames(tmp_path, depth, match):
+    with pytest.raises(ValueError, match=match):
+        with DepthNpzWriter(tmp_path / "depth.npz", 2, H, W) as npz:
+            npz.write(depth)
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_depth_npz_writer_rejects_a_bad_shape(tmp_path):
+    with pytest.raises(ValueError, match="num_frames is 0"):
+        DepthNpzWriter(tmp_path / "depth.npz", 0, H, W)
+    with pytest.raises(ValueError, match="width is 2.0"):
+        DepthNpzWriter(tmp_path / "depth.npz", 1, H, 2.0)
 
 
 def test_depth_png16_round_trip_is_within_half_a_millimetre(tmp_path):

@@ -1,0 +1,177 @@
+"""Fitting a clip of any resolution to the model's and bringing the results back.
+
+    fit = FrameFit.plan((272, 640), (32, 32), mode="pad")
+    small = fit.apply(scene)               # (T, 3, 32, 32): the whole frame, resized and padded
+    depth = fit.restore_depth(result.depth) # (T, 1, 272, 640): depth for every input pixel
+    cameras = fit.restore_cameras(result.cameras)  # K for the input's pixel grid
+
+Modes:
+
+* ``"pad"`` (the default: nothing of the frame is lost): resize keeping the aspect ratio until the
+  frame fits inside the model's size, then pad the rest by repeating the border pixels (closer to
+  what the model saw in training than a constant colour). The padding's outputs are discarded.
+* ``"crop"``: resize until the frame covers the model's size and keep the centre
+  (``resize_and_crop``, the training clips' transform); outputs outside the crop are invalid
+  (depth 0) and generated RGB there is the resized input.
+
+Intrinsics follow both steps exactly (pixel centres at +0.5, DESIGN §1), so restored cameras
+describe the input's pixel grid. Depth is upsampled bilinearly over valid pixels only (weights of
+invalid, 0, pixels are dropped), so invalid depth never blends into valid depth.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor
+
+from any4d.data.scene import Scene
+from any4d.geometry import Cameras
+
+FIT_MODES = ("pad", "crop")
+
+
+@dataclass(frozen=True)
+class FrameFit:
+    """How an input frame of ``source`` (H, W) maps onto the model's ``target`` (H, W).
+
+    resized: the input's size after the aspect-preserving resize.
+    offset:  (top, left) of the resized frame inside the target (≥ 0 when padded, ≤ 0 when
+             cropped: the crop's corner then lies at (−top, −left) of the resized frame).
+    """
+
+    source: tuple[int, int]
+    target: tuple[int, int]
+    resized: tuple[int, int]
+    offset: tuple[int, int]
+    mode: str = "pad"
+
+    @classmethod
+    def plan(cls, source: tuple[int, int], target: tuple[int, int], mode: str = "pad") -> FrameFit:
+        if mode not in FIT_MODES:
+            raise ValueError(f"fit is {mode!r} (expected one of {FIT_MODES})")
+        (h, w), (height, width) = source, target
+        if min(h, w, height, width) < 1:
+            raise ValueError(f"frame sizes must be positive, got {source} -> {target}")
+        if mode == "pad":
+            scale = min(height / h, width / w)
+            new_h, new_w = (
+                min(height, max(1, round(h * scale))),
+                min(width, max(1, round(w * scale))),
+            )
+        else:
+            scale = max(height / h, width / w)
+            new_h, new_w = max(height, round(h * scale)), max(width, round(w * scale))
+        offset = ((height - new_h) // 2, (width - new_w) // 2)
+        return cls((h, w), (height, width), (new_h, new_w), offset, mode)
+
+    @property
+    def identity(self) -> bool:
+        return self.source == self.target
+
+    @property
+    def covered(self) -> tuple[slice, slice]:
+        """Rows and columns of the target that hold the input (all of it for a crop)."""
+        (top, left), (h, w) = self.offset, self.resized
+        if self.mode == "crop":
+            return slice(0, self.target[0]), slice(0, self.target[1])
+        return slice(top, top + h), slice(left, left + w)
+
+    # ------------------------------------------------------------------ input → model
+
+    def apply(self, scene: Scene) -> Scene:
+        """The scene at the model's size: (T, 3, H, W) RGB, depth and cameras to match."""
+        self._check_size(scene.height, scene.width, "scene")
+        if self.identity:
+            return scene
+        rgb = _resize(scene.rgb, self.resized, "bilinear").clamp(-1.0, 1.0)
+        depth = None if scene.depth is None else _resize(scene.depth, self.resized, "nearest")
+        cameras = scene.cameras
+        if cameras is not None:
+            cameras = cameras.resized_to(self.source, self.resized).cropped(
+                -self.offset[0], -self.offset[1]
+            )
+        rgb = self._place(rgb, mode="replicate")
+        depth = None if depth is None else self._place(depth, mode="constant")
+        return dataclasses.replace(scene, rgb=rgb.contiguous(), depth=depth, cameras=cameras)
+
+    def _place(self, image: Tensor, mode: str) -> Tensor:
+        """(T, C, *resized) → (T, C, *target): padded (pad) or cropped (crop)."""
+        (top, left), (h, w), (height, width) = self.offset, self.resized, self.target
+        if self.mode == "crop":
+            return image[..., -top : -top + height, -left : -left + width]
+        padding = (left, width - w - left, top, height - h - top)
+        if mode == "replicate":
+            return F.pad(image, padding, mode="replicate")
+        return F.pad(image, padding)  # depth: 0 = invalid in the padding
+
+    # ------------------------------------------------------------------ model → input
+
+    def _unplace(self, image: Tensor) -> Tensor:
+        """(T, C, *target) → (T, C, *resized); a crop's outside is 0."""
+        (top, left), (h, w) = self.offset, self.resized
+        if self.mode == "pad":
+            return image[..., top : top + h, left : left + w]
+        full = image.new_zeros(*image.shape[:-2], h, w)
+        full[..., -top : -top + self.target[0], -left : -left + self.target[1]] = image
+        return full
+
+    def restore_rgb(self, rgb: Tensor, source: Tensor | None = None) -> Tensor:
+        """(T, 3, H, W) model-size RGB → (T, 3, h, w); ``source`` (the input frames) fills what
+        a crop left out."""
+        self._check_size(*rgb.shape[-2:], "rgb", self.target)
+        if self.identity:
+            return rgb
+        restored = _resize(self._unplace(rgb), self.source, "bilinear").clamp(-1.0, 1.0)
+        if self.mode == "crop" and source is not None:
+            inside = self._inside(rgb.device)
+            restored = torch.where(inside, restored, source.to(restored))
+        return restored
+
+    def restore_depth(self, depth: Tensor) -> Tensor:
+        """(T, 1, H, W) model-size depth → (T, 1, h, w), bilinear over valid (> 0) pixels."""
+        self._check_size(*depth.shape[-2:], "depth", self.target)
+        if self.identity:
+            return depth
+        depth = self._unplace(depth)
+        valid = (depth > 0).to(depth.dtype)
+        total = _resize(depth * valid, self.source, "bilinear")
+        weight = _resize(valid, self.source, "bilinear")
+        restored = torch.where(weight > 1e-3, total / weight.clamp_min(1e-3), 0.0)
+        if self.mode == "crop":
+            restored = torch.where(self._inside(depth.device), restored, 0.0)
+        return restored
+
+    def restore_cameras(self, cameras: Cameras) -> Cameras:
+        """Cameras of the model's grid → the same cameras with K for the input's pixel grid."""
+        if self.identity:
+            return cameras
+        return cameras.cropped(self.offset[0], self.offset[1]).resized_to(self.resized, self.source)
+
+    def _inside(self, device) -> Tensor:
+        """(h, w) bool: input pixels whose centre lies in the crop."""
+        (top, left), (h, w) = self.offset, self.resized
+        height, width = self.target
+        rows = (torch.arange(self.source[0], device=device) + 0.5) * h / self.source[0]
+        cols = (torch.arange(self.source[1], device=device) + 0.5) * w / self.source[1]
+        inside_rows = (rows >= -top) & (rows < -top + height)
+        inside_cols = (cols >= -left) & (cols < -left + width)
+        return inside_rows[:, None] & inside_cols[None, :]
+
+    def _check_size(self, height: int, width: int, name: str, size=None) -> None:
+        expected = self.source if size is None else size
+        if (height, width) != tuple(expected):
+            raise ValueError(f"{name} is {height}x{width} (expected {expected[0]}x{expected[1]})")
+
+
+def _resize(image: Tensor, size: tuple[int, int], mode: str) -> Tensor:
+    """(T, C, h, w) → (T, C, *size); bilinear with antialiasing when shrinking."""
+    if tuple(image.shape[-2:]) == tuple(size):
+        return image
+    if mode == "nearest":
+        return F.interpolate(image, size=size, mode="nearest-exact")
+    shrink = size[0] < image.shape[-2] or size[1] < image.shape[-1]
+    return F.interpolate(image, size=size, mode="bilinear", antialias=shrink, align_corners=False)
