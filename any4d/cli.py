@@ -114,9 +114,17 @@ def _demo(args: argparse.Namespace) -> int:
 
 
 def _complete(args: argparse.Namespace) -> int:
-    from any4d.complete import complete
+    from any4d.complete import FrameSelection, complete
+    from any4d.windows import WindowConfig
 
-    out = complete(
+    if args.start is not None:
+        raise ValueError(
+            f"--start is now --frames: --frames {args.start}: (from frame {args.start})"
+        )
+    window = WindowConfig(
+        length=args.window, overlap=args.overlap, anchors=tuple(args.anchors), stitch=args.stitch
+    )
+    done = complete(
         args.input,
         task=args.task,
         out=args.out,
@@ -125,17 +133,18 @@ def _complete(args: argparse.Namespace) -> int:
         intrinsics=args.intrinsics,
         depth=args.depth,
         depth_scale=args.depth_scale,
-        start=args.start,
-        stride=args.stride,
+        frames=FrameSelection.parse(args.frames, args.stride, args.max_frames),
+        fit=args.fit,
+        window=window,
         sampler=_sampler(args),
         search=_search(args),
         seed=args.seed,
         prompt=args.prompt,
         text_encoder=args.text_encoder,
+        points_per_frame=args.points_per_frame,
         progress=not args.no_progress,
     )
-    outputs = "scene.safetensors, grid.png, frames/, depth/, cameras/, points.ply, result.json"
-    print(f"wrote {out}: {outputs}")
+    print(done.summary())
     return 0
 
 
@@ -370,12 +379,61 @@ def _add_complete(commands) -> None:
     )
     completing.add_argument(
         "--depth-scale",
-        type=float,
+        type=_positive_float,
         default=1000.0,
         help="PNG depth codes per metre (default 1000: millimetres)",
     )
-    completing.add_argument("--start", type=int, default=0, help="first frame (default 0)")
+    completing.add_argument(
+        "--frames",
+        default=None,
+        metavar="A:B",
+        help="the input's frames A … B−1 (default: all; A: or :B leave an end open)",
+    )
     completing.add_argument("--stride", type=_positive_int, default=1, help="frame step")
+    completing.add_argument(
+        "--max-frames", type=_positive_int, default=None, help="at most this many frames"
+    )
+    completing.add_argument("--start", type=int, default=None, help=argparse.SUPPRESS)
+    completing.add_argument(
+        "--fit",
+        choices=("pad", "crop"),
+        default="pad",
+        help="how frames meet the model's size: pad (default: the whole frame, resized and "
+        "padded) or crop (the centre); results come back at the input's resolution",
+    )
+    completing.add_argument(
+        "--window",
+        type=_positive_int,
+        default=None,
+        help="frames per window (default: the model's)",
+    )
+    completing.add_argument(
+        "--overlap",
+        type=_checked(int, lambda v: v >= 0, "≥ 0"),
+        default=None,
+        help="frames each window observes from the one before (default: half a window)",
+    )
+    completing.add_argument(
+        "--anchors",
+        type=_checked(int, lambda v: v >= 0, "a frame ≥ 0"),
+        nargs="*",
+        default=[],
+        metavar="FRAME",
+        help="clip frames every window observes once completed (e.g. 0)",
+    )
+    completing.add_argument(
+        "--stitch",
+        choices=("context", "sim3"),
+        default="context",
+        help="context (default): each window observes what is completed; sim3: independent "
+        "windows aligned by a robust Sim(3) on their overlap (the baseline)",
+    )
+    completing.add_argument(
+        "--points-per-frame",
+        type=_positive_int,
+        default=20_000,
+        help="points of each frame in points.ply (default 20000)",
+    )
     completing.add_argument(
         "--prompt",
         default=None,

@@ -1,44 +1,106 @@
-"""``any4d complete``: run a task on a user's video (or folder of frames) and write every output.
+"""``any4d complete``: run a task on a user's whole video (or folder of frames), write every output.
 
     any4d complete walk.mp4 --task geometry --checkpoint DIR --out walk-4d
 
-The clip is read with ``any4d.data.read_user_scene`` (optional cameras, intrinsics, depth),
-``num_frames`` frames from ``start`` every ``stride``, resized and centre-cropped to the model's
-clip shape (intrinsics follow), completed by the pipeline, and written as:
+The clip is read with ``any4d.data.readers.UserClip`` (optional cameras, intrinsics, depth): by
+default every frame (``frames="A:B"``, ``stride`` and ``max_frames`` choose fewer), at its own
+resolution. It is completed in windows of the model's length (``any4d.windows``), each frame
+fitted to the model's size (``any4d.data.fit``: the whole frame, resized and padded, unless
+``fit="crop"``), and the results come back at the input's resolution. Frames are decoded and
+outputs written per window, so memory does not grow with the video.
 
-    scene.safetensors        the completed Scene (Scene.load reads it back)
-    grid.png, video.mp4      RGB | depth | ray directions | ray moments per frame
-    cameras.png              the camera frustums and trajectory
-    depth.npz, depth/*.png   depth in metres (float32), and as 16-bit millimetre PNGs
-    points.ply               the coloured point cloud of every frame
+Every check of the inputs — files, sizes, counts, units, distortion, the output folder, memory
+for the candidates — runs before the model is loaded. Outputs are written to a temporary folder
+beside ``out`` and moved into place at the end: a failed run leaves an earlier ``out`` as it was.
+
+    frames/NNNNNN.png        the completed RGB frames at the input's resolution (the video's
+                             frame numbers; observed frames exactly as read)
+    depth/NNNNNN.png         depth as 16-bit millimetre PNGs (0 = invalid)
+    depth.npz                depth of every frame, (N, H, W) float32, in the clip's units
+    points.ply               the coloured point cloud (at most ``points_per_frame`` per frame)
     cameras/                 COLMAP text, nerfstudio transforms.json, TUM trajectory, our JSON
-    frames/*.png             the completed RGB frames (the images the camera files name)
-    result.json              task, sampler settings, candidate scores, failures
+    cameras.png              the camera frustums and trajectory
+    scene.safetensors        the completed Scene at the model's resolution (``any4d view``)
+    grid.png, video.mp4      RGB | depth | ray directions | ray moments (at the model's size)
+    result.json              input, frames, sizes, windows, task, settings, units, failures
 """
 
 from __future__ import annotations
 
 import dataclasses
 import json
+import math
+import os
+import shutil
+import tempfile
 from collections.abc import Mapping
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import torch
 
 from any4d.data import Scene
-from any4d.diffusion import SamplerConfig, SearchConfig
+from any4d.diffusion import Mask, SamplerConfig, SearchConfig
+from any4d.windows import WindowConfig
+
+# At most this many points of each frame go into points.ply (a long video stays viewable).
+POINTS_PER_FRAME = 20_000
+# Frames shown in grid.png (spread over the clip).
+GRID_FRAMES = 8
 
 
-def take_frames(scene: Scene, start: int, stride: int, count: int) -> Scene:
-    """``count`` frames of ``scene`` from ``start`` every ``stride`` (an error if too short)."""
-    indices = list(range(start, start + stride * count, stride))
-    if start < 0 or stride < 1 or not indices or indices[-1] >= scene.num_frames:
-        raise ValueError(
-            f"the clip has {scene.num_frames} frames but {count} frames from {start} every "
-            f"{stride} were asked for (the model takes {count}: lower --stride or --start)"
-        )
-    return dataclasses.replace(scene.frames(indices), fps=scene.fps / stride)
+@dataclass(frozen=True)
+class FrameSelection:
+    """Which frames of the input: ``start:stop`` every ``stride``, at most ``max_frames``.
+
+    ``parse("10:90")``; ``stop`` None = to the end. fps is divided by ``stride``."""
+
+    start: int = 0
+    stop: int | None = None
+    stride: int = 1
+    max_frames: int | None = None
+
+    @classmethod
+    def parse(
+        cls, text: str | None, stride: int = 1, max_frames: int | None = None
+    ) -> FrameSelection:
+        """ "A:B", "A:" or ":B" (video frame numbers, B exclusive) → a selection."""
+        if text is None:
+            return cls(0, None, stride, max_frames)
+        start, sep, stop = str(text).partition(":")
+        try:
+            first = int(start) if start.strip() else 0
+            last = int(stop) if stop.strip() else None
+        except ValueError:
+            first = last = -1
+        if not sep or first < 0 or (last is not None and last <= first):
+            raise ValueError(
+                f"--frames {text!r} (expected A:B with 0 ≤ A < B, frame numbers of the input; "
+                "A: or :B leave that end open)"
+            )
+        return cls(first, last, stride, max_frames)
+
+    def __post_init__(self) -> None:
+        for name, low in (("stride", 1), ("max_frames", 1), ("start", 0)):
+            value = getattr(self, name)
+            if value is None and name == "max_frames":
+                continue
+            if isinstance(value, bool) or not isinstance(value, int) or value < low:
+                raise ValueError(
+                    f"--{name.replace('_', '-')} is {value!r} (expected an integer ≥ {low})"
+                )
+
+    def indices(self, count: int) -> list[int]:
+        """The chosen frame numbers of an input of ``count`` frames."""
+        stop = count if self.stop is None else self.stop
+        if self.start >= count or stop > count:
+            raise ValueError(
+                f"--frames {self.start}:{self.stop} asks for frames up to "
+                f"{max(self.start, stop - 1)} but the input has {count} frames (0 … {count - 1})"
+            )
+        indices = list(range(self.start, stop, self.stride))
+        return indices if self.max_frames is None else indices[: self.max_frames]
 
 
 def parse_intrinsics(text: str | None) -> tuple[float, float, float, float] | None:
@@ -50,9 +112,31 @@ def parse_intrinsics(text: str | None) -> tuple[float, float, float, float] | No
         values = tuple(float(p) for p in parts)
     except ValueError:
         values = ()
-    if len(values) != 4 or min(values[:2]) <= 0:
+    if len(values) != 4 or not all(map(math.isfinite, values)) or min(values[:2]) <= 0:
         raise ValueError(f"--intrinsics {text!r} (expected fx,fy,cx,cy in pixels, fx, fy > 0)")
     return values
+
+
+@dataclass(frozen=True)
+class Completed:
+    """What ``complete`` did: the line it prints, and where everything went."""
+
+    out: Path
+    frames: int
+    size: tuple[int, int]
+    windows: int
+    written: tuple[str, ...]
+    failures: tuple[str, ...]
+
+    def summary(self) -> str:
+        height, width = self.size
+        view = self.out / "scene.safetensors"
+        failed = f"; could not decode: {'; '.join(self.failures)}" if self.failures else ""
+        return (
+            f"completed {self.frames} frames at {width}x{height} in {self.windows} window"
+            f"{'s' if self.windows != 1 else ''}: wrote {self.out}/ ({', '.join(self.written)})"
+            f"{failed}; view it with: any4d view {view}"
+        )
 
 
 def complete(
@@ -65,122 +149,363 @@ def complete(
     intrinsics: str | None = None,
     depth: str | Path | None = None,
     depth_scale: float = 1000.0,
-    start: int = 0,
-    stride: int = 1,
+    frames: FrameSelection | None = None,
+    fit: str = "pad",
+    window: WindowConfig | None = None,
     sampler: SamplerConfig | Mapping[str, Any] | None = None,
     search: SearchConfig | None = None,
     seed: int = 0,
     prompt: str | None = None,
     text_encoder: str | Path | None = None,
+    points_per_frame: int = POINTS_PER_FRAME,
     progress: bool = True,
-) -> Path:
-    """Run ``task`` on the clip at ``path`` and write the outputs into ``out``; returns ``out``.
-    sampler, search, seed: as for ``Any4DPipeline.__call__`` (a dict of sampler changes keeps the
-    checkpoint's other settings). prompt / text_encoder: text for a model with text
-    conditioning, and a local directory with umT5's ``text_encoder/`` + ``tokenizer/`` (e.g. the
-    Wan2.1 diffusers release)."""
-    from any4d.data import read_user_scene, resize_and_crop
-    from any4d.demo import shipped_checkpoint
-    from any4d.pipeline import Any4DPipeline
-    from any4d.viz import plot_cameras, save_clip_grid, save_png, scene_video
-    from any4d.viz.exports_cameras import (
-        write_cameras_json,
-        write_colmap_text,
-        write_transforms_json,
-        write_tum,
-    )
-    from any4d.viz.exports_geometry import (
-        scene_point_cloud,
-        write_depth_npz,
-        write_depth_png16,
-        write_ply,
-    )
+) -> Completed:
+    """Run ``task`` on the clip at ``path`` and write the outputs into ``out``.
 
-    pipe = Any4DPipeline.from_pretrained(
-        checkpoint or shipped_checkpoint(), text_encoder=text_encoder
-    )
-    sampler = pipe.sampler_config(sampler)
+    frames: which frames (default all). fit: "pad" or "crop". window: ``WindowConfig``.
+    sampler, search, seed: as for ``Any4DPipeline.__call__`` (a dict of sampler changes keeps
+    the checkpoint's other settings). prompt / text_encoder: text for a model with text
+    conditioning, and a local directory with umT5's ``text_encoder/`` + ``tokenizer/``."""
+    from any4d.data.readers.user import UserClip
+    from any4d.demo import shipped_checkpoint
+    from any4d.pipeline import Any4DPipeline, read_defaults
+
+    # ---- every check before the model is loaded
+    frames = FrameSelection() if frames is None else frames
+    mask = _check_task(task)
+    sampler = _check_sampler(sampler)
     search = SearchConfig() if search is None else search
-    source = read_user_scene(
+    if not isinstance(search, SearchConfig):
+        raise ValueError(f"search is a {type(search).__name__} (expected a SearchConfig)")
+    reader = UserClip(
         path,
         cameras=cameras,
         intrinsics=parse_intrinsics(intrinsics),
         depth=depth,
         depth_scale=depth_scale,
     )
-    shape = pipe.defaults
-    clip = take_frames(source, start, stride, int(shape["num_frames"]))
-    clip = resize_and_crop(clip, int(shape["height"]), int(shape["width"]))
-    pipe.check_task(clip, task)
-    result = pipe(
-        clip, task=task, sampler=sampler, search=search, seed=seed, prompt=prompt, progress=progress
-    )
-    scene, skew = without_skew(result.scene)
-
+    sequence = reader.sequences()[0]
+    indices = frames.indices(sequence.num_frames)
+    _check_provides(mask, reader.provides)
+    checkpoint = Path(checkpoint) if checkpoint is not None else shipped_checkpoint()
+    defaults = read_defaults(checkpoint)
+    height, width = _frame_size(reader, sequence)
+    _check_memory(search, defaults, len(indices))
     out = Path(out)
-    out.mkdir(parents=True, exist_ok=True)
-    scene.save(out / "scene.safetensors")
-    save_clip_grid(scene, out / "grid.png")
-    scene_video(scene, out / "video.mp4")
-    names = [f"{i:06d}.png" for i in range(scene.num_frames)]
-    for name, frame in zip(names, scene.rgb, strict=True):
-        save_png((frame + 1) / 2, out / "frames" / name)
-    if scene.depth is not None:
-        write_depth_npz(out / "depth.npz", scene.depth[:, 0])
-        for name, frame in zip(names, scene.depth, strict=True):
-            write_depth_png16(out / "depth" / name, frame[0])
-        if scene.cameras is not None:
-            points, colors = scene_point_cloud(scene)
-            write_ply(out / "points.ply", points, colors)
-    if scene.cameras is not None:
-        plot_cameras(out / "cameras.png", scene.cameras, image_size=(scene.height, scene.width))
-        size = (scene.height, scene.width)
-        cams = out / "cameras"
-        write_colmap_text(cams / "colmap", scene.cameras, size, image_names=names)
-        frames = [f"../frames/{n}" for n in names]
-        write_transforms_json(cams / "transforms.json", scene.cameras, size, frames)
-        write_tum(
-            cams / "trajectory.tum",
-            scene.cameras,
-            timestamps=torch.arange(scene.num_frames, dtype=torch.float64) / scene.fps,
+    staging = _staging_folder(out)
+    try:
+        _check_disk(staging, len(indices), height, width)
+        # ---- the run
+        pipe = Any4DPipeline.from_pretrained(checkpoint, text_encoder=text_encoder)
+        sampler = pipe.sampler_config(sampler)
+        plan, frame_fit = pipe.plan(len(indices), (height, width), window, fit)
+        fps = sequence.fps / frames.stride
+        writer = _Outputs(staging, indices, (height, width), fps, sequence.fps, points_per_frame)
+
+        def read(positions: list[int]) -> Scene:
+            return reader.read_frames(sequence, [indices[i] for i in positions], fps=fps)
+
+        with reader.streaming(), writer:
+            parts = pipe.windows(
+                plan, read, mask, frame_fit, window,
+                sampler=sampler, search=search, seed=seed, prompt=prompt,
+                text=sequence.text, progress=progress,
+            )  # fmt: skip
+            for part in parts:
+                writer.add(part)
+        record = {
+            "input": str(path),
+            "task": task,
+            "mask": str(mask),
+            "frames": {
+                "start": indices[0],
+                "stop": indices[-1] + 1,
+                "stride": frames.stride,
+                "count": len(indices),
+                "of": sequence.num_frames,
+            },
+            "fps": fps,
+            "size": [height, width],
+            "model_size": list(frame_fit.target),
+            "fit": fit,
+            "windows": [
+                {"frames": [indices[f] for f in w.frames], "context": w.context} for w in plan
+            ],
+            "window": dataclasses.asdict(window or WindowConfig()),
+            **dataclasses.asdict(sampler),
+            **dataclasses.asdict(search),
+            "seed": seed,
+            "prompt": prompt,
+            **writer.record(),
+        }
+        writer.write_json("result.json", record)
+        _move_into_place(staging, out)
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
+    return Completed(
+        out=out,
+        frames=len(indices),
+        size=(height, width),
+        windows=len(plan),
+        written=tuple(writer.written),
+        failures=tuple(writer.failures),
+    )
+
+
+# ---------------------------------------------------------------------- checks
+
+
+def _check_task(task) -> Mask:
+    if not isinstance(task, str) or not task.strip():
+        raise ValueError(
+            f"--task is {task!r} (expected a task name such as 'geometry' or a mask spec such "
+            "as 'rgb:all')"
         )
-        write_cameras_json(cams / "cameras.json", scene.cameras, size, fps=scene.fps)
-    record = {
-        "input": str(path),
-        "task": str(result.task),
-        "frames": {"start": start, "stride": stride, "count": scene.num_frames},
-        "size": [scene.height, scene.width],
-        **dataclasses.asdict(sampler),
-        **dataclasses.asdict(search),
-        "seed": seed,
-        "prompt": prompt,
-        "scores": None if result.scores is None else result.scores.tolist(),
-        "best": result.best,
-        "failures": result.failures,
-        "skew_removed_px": skew,
-        "units": result.units,
-        "depth_units": {
-            "depth": "the input's units (the scale of its observed depth)",
-            "cameras": "the input's units (the scale of its observed camera path)",
-        }.get(result.units, "relative (median depth about 1): the task observed no scale"),
-    }
-    (out / "result.json").write_text(json.dumps(record, indent=2))
-    return out
+    mask = Mask.parse(task)
+    if not mask.clean:
+        raise ValueError(
+            f"--task {task!r} observes nothing, so the input would not be used (expected a task "
+            "that observes some of it, e.g. 'geometry' or 'rgb:0')"
+        )
+    return mask
 
 
-def without_skew(scene: Scene) -> tuple[Scene, float]:
-    """The scene with the nearest zero-skew intrinsics (``K[0, 1] = 0``) and the largest skew
-    removed, in pixels (0.0 when there was none). Cameras recovered from predicted rays have a
-    general upper-triangular K; COLMAP's PINHOLE, nerfstudio and our own exports hold none."""
+def _check_sampler(sampler) -> SamplerConfig | Mapping[str, Any] | None:
+    """Settings are checked now (``SamplerConfig`` validates), the checkpoint's defaults later."""
+    if isinstance(sampler, Mapping):
+        unknown = sorted(set(sampler) - set(SamplerConfig.settings()))
+        if unknown:
+            raise ValueError(f"sampler has unknown settings {unknown}")
+        dataclasses.replace(SamplerConfig(), **sampler)
+    return sampler
+
+
+def _check_provides(mask: Mask, provides: tuple[str, ...]) -> None:
+    options = {"depth": "--depth", "cameras": "--cameras"}
+    for stream, need in (("depth", "depth"), ("ray_d", "cameras")):
+        if stream in mask.clean and need not in provides:
+            raise ValueError(
+                f"task {str(mask)!r} observes {need} but none was given: pass {options[need]}, "
+                "or choose a task that generates it"
+            )
+
+
+def _frame_size(reader, sequence) -> tuple[int, int]:
+    """(H, W) of the input's frames (one frame is decoded)."""
+    first = reader.read_frames(sequence, [0])
+    return first.height, first.width
+
+
+def _available_memory() -> int:
+    """Bytes of memory available now (Linux ``MemAvailable``; else the physical memory)."""
+    try:
+        for line in Path("/proc/meminfo").read_text().splitlines():
+            if line.startswith("MemAvailable:"):
+                return int(line.split()[1]) * 1024
+    except OSError:
+        pass
+    return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+
+
+def _check_memory(search: SearchConfig, defaults: dict, frames: int) -> None:
+    """Refuse candidates whose decoded windows alone would not fit in memory: every candidate
+    keeps one window of all four streams (3 + 1 + 3 + 3 channels) in float32 at the model's
+    size, and the sampler twice that for history guidance."""
+    length = min(frames, int(defaults.get("num_frames", frames)))
+    pixels = int(defaults.get("height", 1)) * int(defaults.get("width", 1))
+    per_candidate = 3 * length * 10 * pixels * 4
+    need, have = search.candidates * per_candidate, _available_memory()
+    if need > have:
+        most = max(1, have // per_candidate)
+        raise ValueError(
+            f"--candidates {search.candidates} needs at least {need / 2**30:.1f} GiB for the "
+            f"candidates' windows but {have / 2**30:.1f} GiB is available (expected at most "
+            f"about {most} candidates here)"
+        )
+
+
+def _staging_folder(out: Path) -> Path:
+    """A new empty folder beside ``out`` to write into (checks that ``out`` can be written)."""
+    if out.exists() and not out.is_dir():
+        raise ValueError(f"--out {out} is an existing file (expected a folder to write into)")
+    parent = out.absolute().parent
+    try:
+        parent.mkdir(parents=True, exist_ok=True)
+        return Path(tempfile.mkdtemp(prefix=f".{out.name}.", suffix=".partial", dir=parent))
+    except OSError as error:
+        raise ValueError(f"--out {out} cannot be written ({error.strerror}: {parent})") from None
+
+
+def _check_disk(folder: Path, frames: int, height: int, width: int) -> None:
+    """Refuse a run whose outputs would not fit on the disk (estimated from their sizes)."""
+    per_frame = height * width * (3 + 2 + 4) + POINTS_PER_FRAME * 15
+    need, free = frames * per_frame, shutil.disk_usage(folder).free
+    if need > free:
+        raise ValueError(
+            f"--out {folder.parent}: the outputs need about {need / 2**20:.0f} MiB but the disk "
+            f"has {free / 2**20:.0f} MiB free"
+        )
+
+
+def _move_into_place(staging: Path, out: Path) -> None:
+    """Replace ``out`` (if any) by ``staging``: two renames, the old folder removed last."""
+    if out.exists():
+        old = Path(tempfile.mkdtemp(prefix=f".{out.name}.", suffix=".old", dir=out.parent))
+        os.replace(out, old / out.name)
+        os.replace(staging, out)
+        shutil.rmtree(old, ignore_errors=True)
+    else:
+        os.replace(staging, out)
+
+
+# ---------------------------------------------------------------------- outputs
+
+
+class _Outputs:
+    """Writes a completion window by window into ``folder``.
+
+    indices: the clip's video frame numbers (names of the per-frame files). size: (H, W) of the
+    input. fps: of the clip (after the stride); video_fps: of the input (TUM timestamps are the
+    frames' times in the video)."""
+
+    def __init__(self, folder, indices, size, fps, video_fps, points_per_frame) -> None:
+        self.folder, self.indices, self.size = folder, indices, size
+        self.fps, self.video_fps, self.points_per_frame = fps, video_fps, points_per_frame
+        self.names = [f"{i:06d}.png" for i in indices]
+        self.written: list[str] = []
+        self.failures: list[str] = []
+        self.units: str | None = None
+        self.skew = 0.0
+        self._depth = self._points = None
+        self._cameras: list = []
+        self._model: list[Scene] = []
+        self._generator = torch.Generator().manual_seed(0)
+
+    def __enter__(self) -> _Outputs:
+        return self
+
+    def __exit__(self, kind, error, trace) -> None:
+        for writer in (self._depth, self._points):
+            if writer is not None:
+                writer.__exit__(kind, error, trace)
+        if kind is None:
+            self._finish()
+
+    def add(self, part) -> None:
+        """One window's ``WindowResult``."""
+        from any4d.viz import save_png
+        from any4d.viz.exports_geometry import DepthNpzWriter, PlyWriter, write_depth_png16
+
+        scene = part.scene
+        self.units = self.units or part.units
+        self.failures += [f for f in part.failures if f not in self.failures]
+        names = [self.names[f] for f in part.frames]
+        for name, frame in zip(names, scene.rgb, strict=True):
+            save_png((frame + 1) / 2, self.folder / "frames" / name)
+        if scene.depth is not None:
+            if self._depth is None:
+                path = self.folder / "depth.npz"
+                self._depth = DepthNpzWriter(path, len(self.indices), *self.size).__enter__()
+            self._depth.write(scene.depth)
+            for name, frame in zip(names, scene.depth, strict=True):
+                write_depth_png16(self.folder / "depth" / name, frame[0])
+        if scene.depth is not None and scene.cameras is not None:
+            if self._points is None:
+                self._points = PlyWriter(self.folder / "points.ply").__enter__()
+            for i in range(scene.num_frames):
+                self._points.add(*self._frame_points(scene, i))
+        self._cameras.append(scene.cameras)
+        self._model.append(part.model)
+
+    def _frame_points(self, scene: Scene, i: int):
+        from any4d.geometry import unproject
+        from any4d.viz.exports_geometry import subsample_points
+
+        depth = scene.depth[i]  # (1, H, W)
+        valid = depth[0] > 0
+        xyz = unproject(depth, scene.cameras[i]).permute(1, 2, 0)[valid]  # (N, 3)
+        rgb = ((scene.rgb[i] + 1) * 127.5).round().clamp(0, 255).byte().permute(1, 2, 0)[valid]
+        return subsample_points(xyz.float(), rgb, self.points_per_frame, generator=self._generator)
+
+    def _finish(self) -> None:
+        from any4d.geometry import Cameras
+        from any4d.viz import plot_cameras, save_clip_grid, scene_video
+        from any4d.windows import join
+
+        if self._depth is not None:
+            self.written += ["frames/", "depth/", "depth.npz"]
+        else:
+            self.written.append("frames/")
+        if self._points is not None:
+            self.written.append("points.ply")
+        model = join(self._model)
+        cameras = None
+        if all(c is not None for c in self._cameras):
+            cameras = Cameras.cat(self._cameras)
+            cameras, self.skew = without_skew(cameras)
+            self._write_cameras(cameras)
+            plot_cameras(self.folder / "cameras.png", cameras, image_size=self.size)
+            self.written += ["cameras/", "cameras.png"]
+            model = dataclasses.replace(model, cameras=without_skew(model.cameras)[0])
+        elif self._points is not None:
+            self.failures.append(
+                "points.ply: some windows determined no camera, so the point cloud holds only "
+                "the windows that did"
+            )
+        model = dataclasses.replace(model, fps=self.fps)
+        model.save(self.folder / "scene.safetensors")
+        spread = torch.linspace(0, model.num_frames - 1, min(GRID_FRAMES, model.num_frames))
+        save_clip_grid(
+            model.frames(spread.round().long().unique().tolist()), self.folder / "grid.png"
+        )
+        scene_video(model, self.folder / "video.mp4")
+        self.written += ["scene.safetensors", "grid.png", "video.mp4"]
+
+    def _write_cameras(self, cameras) -> None:
+        from any4d.viz.exports_cameras import (
+            write_cameras_json,
+            write_colmap_text,
+            write_transforms_json,
+            write_tum,
+        )
+
+        folder = self.folder / "cameras"
+        write_colmap_text(folder / "colmap", cameras, self.size, image_names=self.names)
+        images = [f"../frames/{n}" for n in self.names]
+        write_transforms_json(folder / "transforms.json", cameras, self.size, images)
+        times = torch.tensor(self.indices, dtype=torch.float64) / self.video_fps
+        write_tum(folder / "trajectory.tum", cameras, timestamps=times)
+        write_cameras_json(folder / "cameras.json", cameras, self.size, fps=self.fps)
+
+    def record(self) -> dict[str, Any]:
+        units = self.units or "relative"
+        return {
+            "failures": self.failures,
+            "skew_removed_px": self.skew,
+            "units": units,
+            "depth_units": {
+                "depth": "the input's units (the scale of its observed depth)",
+                "cameras": "the input's units (the scale of its observed camera path)",
+            }.get(units, "relative (median depth about 1): the task observed no scale"),
+            "written": self.written + ["result.json"],
+        }
+
+    def write_json(self, name: str, record: dict) -> None:
+        (self.folder / name).write_text(json.dumps(record, indent=2))
+
+
+def without_skew(cameras):
+    """The nearest zero-skew intrinsics (``K[0, 1] = 0``) and the largest skew removed, in
+    pixels (0.0 when there was none). Cameras recovered from predicted rays have a general
+    upper-triangular K; COLMAP's PINHOLE, nerfstudio and our own exports hold none."""
     from any4d.geometry import Cameras
 
-    if scene.cameras is None:
-        return scene, 0.0
-    K = scene.cameras.K
-    skew = float(K[..., 0, 1].abs().max())
+    if cameras is None:
+        return None, 0.0
+    skew = float(cameras.K[..., 0, 1].abs().max())
     if skew == 0.0:
-        return scene, 0.0
-    K = K.clone()
+        return cameras, 0.0
+    K = cameras.K.clone()
     K[..., 0, 1] = 0.0
-    cameras = Cameras.unchecked(K, scene.cameras.c2w)
-    return dataclasses.replace(scene, cameras=cameras), skew
+    return Cameras.unchecked(K, cameras.c2w), skew

@@ -45,6 +45,10 @@ from any4d.windows import Window, WindowConfig, concatenate, plan_windows, roll
 
 PIPELINE_FILE = "pipeline.json"
 FORMAT = "any4d.pipeline"
+# The clip shape of a Wan2.1 diffusers directory (the paper's training clips).
+# How many more samples a window whose rays determine no camera gets.
+CAMERA_RETRIES = 2
+WAN_DEFAULTS = {"num_frames": 49, "height": 240, "width": 320}
 
 
 @dataclass(frozen=True, eq=False)
@@ -183,7 +187,7 @@ class Any4DPipeline:
         if (directory / "transformer").is_dir() and (directory / "vae").is_dir():
             model = Any4DTransformer.from_wan(directory / "transformer", device=device)
             tokenizer = WanVAETokenizer.from_pretrained(directory / "vae", device=device)
-            return cls(model, tokenizer, {"num_frames": 49, "height": 240, "width": 320})
+            return cls(model, tokenizer, dict(WAN_DEFAULTS))
         raise ValueError(
             f"{directory} is not a pipeline: expected {PIPELINE_FILE} + model/, a training "
             "checkpoint (trainer.json + model/), or a Wan2.1 diffusers directory "
@@ -366,10 +370,27 @@ class Any4DPipeline:
         features = self._text(prompt, text)
         stitch = "context" if window is None else window.stitch
         seeds = iter(range(seed, seed + len(plan)))
+        covered = fit.coverage()
 
         def complete(scene: Scene, window_mask: Mask) -> Completion:
-            return self._complete(scene, window_mask, sampler, search, next(seeds), features,
-                                  progress and len(plan) == 1)  # fmt: skip
+            # A window whose rays determine no camera is sampled again (other seeds): one
+            # such window would otherwise leave the whole clip without cameras.
+            first = next(seeds)
+            for attempt in range(CAMERA_RETRIES + 1):
+                result = self._complete(
+                    scene, window_mask, sampler, search, first + attempt * len(plan), features,
+                    progress and len(plan) == 1, covered,
+                )  # fmt: skip
+                if result.scene.cameras is not None or not _camera_failure(result):
+                    break
+            if attempt:
+                note = "decoded" if result.scene.cameras is not None else "not decoded"
+                result = dataclasses.replace(
+                    result,
+                    failures=result.failures
+                    + [f"cameras: {note} after {attempt} more sample(s) of a window"],
+                )
+            return result
 
         parts = roll(plan, read, mask, complete, fit, plan[-1].frames[-1] + 1, stitch)
         bar = tqdm(parts, total=len(plan), desc="windows", disable=not progress or len(plan) == 1)
@@ -384,8 +405,11 @@ class Any4DPipeline:
         seed: int,
         text: tuple[Tensor | None, list],
         progress: bool,
+        covered: Tensor | None = None,
     ) -> Completion:
-        """One clip at a size the tokenizer takes: encode, sample (and search), decode."""
+        """One clip at a size the tokenizer takes: encode, sample (and search), decode.
+        covered: (H, W) 1 where the input lies, 0 on padding (cameras are fitted to the rays
+        of the covered pixels only); None: everywhere."""
         search = SearchConfig() if search is None else search
         if not isinstance(search, SearchConfig):
             raise ValueError(f"search is a {type(search).__name__} (expected a SearchConfig)")
@@ -400,11 +424,12 @@ class Any4DPipeline:
         clip = self.tokenizer.encode(scene, context_frames=context, observed=observed)
         # Streams the scene lacks are targets: check_task made sure none of them is observed.
         clip = clip.with_streams(self.model.config.streams)
+        weights = None if covered is None else _ray_weights(covered, clip.grids["ray_d"])
         found = search_candidates(
             self.model,
             Latents.of(clip),
             mask,
-            functools.partial(self.tokenizer.decode_streams, clip),
+            functools.partial(self.tokenizer.decode_streams, clip, ray_weights=weights),
             sampler,
             search,
             generator=torch.Generator(device=device).manual_seed(seed),
@@ -443,6 +468,25 @@ class Any4DPipeline:
         return features.to(self.device, next(self.model.parameters()).dtype), []
 
 
+def read_defaults(directory: str | Path) -> dict[str, Any]:
+    """The defaults (clip shape, sampler settings) of a pipeline directory, read from its small
+    metadata files without loading any weights (for checks before a run)."""
+    directory = Path(directory)
+    if not directory.is_dir():
+        raise FileNotFoundError(f"pipeline directory {directory} does not exist")
+    if (directory / PIPELINE_FILE).is_file():
+        return dict(read_json_object(directory / PIPELINE_FILE).get("defaults") or {})
+    if (directory / "trainer.json").is_file():
+        return _trained_clip(directory, read_json_object(directory / "trainer.json"))
+    if (directory / "transformer").is_dir() and (directory / "vae").is_dir():
+        return dict(WAN_DEFAULTS)
+    raise ValueError(
+        f"{directory} is not a pipeline: expected {PIPELINE_FILE} + model/, a training "
+        "checkpoint (trainer.json + model/), or a Wan2.1 diffusers directory "
+        "(transformer/ + vae/)"
+    )
+
+
 def _trained_clip(directory: Path, meta: dict) -> dict[str, Any]:
     """The defaults of a training checkpoint: the clip shape the run trained on (recorded in
     ``trainer.json`` since it was; else derived from its config — for a mixture, its file's
@@ -462,6 +506,18 @@ def _trained_clip(directory: Path, meta: dict) -> dict[str, Any]:
             ) from None
     defaults = {k: clip[k] for k in ("num_frames", "height", "width", "fps")}
     return {**defaults, "clip_source": f"{directory / 'trainer.json'}: {clip['source']}"}
+
+
+def _camera_failure(result: Completion) -> bool:
+    return any(f.startswith("cameras:") for f in result.failures)
+
+
+def _ray_weights(covered: Tensor, grid: Tensor) -> Tensor:
+    """(H, W) pixel coverage → (H', W') weights of the ray grid's cells (their covered share,
+    cells less than half covered dropped)."""
+    size = tuple(grid.shape[-2:])
+    share = torch.nn.functional.adaptive_avg_pool2d(covered[None, None].float(), size)[0, 0]
+    return torch.where(share >= 0.5, share, 0.0).to(grid.device)
 
 
 def _check_observed_depth(scene: Scene, frames, task) -> None:

@@ -275,7 +275,7 @@ def _stitched(completed: Scene, window: Window, done: dict) -> Scene:
     if not shared or completed.depth is None:
         return completed
     ours = completed.frames(shared)
-    theirs = _cat([done[window.frames[i]] for i in shared])
+    theirs = join([done[window.frames[i]] for i in shared])
     if theirs.depth is None:
         return completed
     valid = (ours.depth > 0) & (theirs.depth > 0)
@@ -301,13 +301,16 @@ def _stitched(completed: Scene, window: Window, done: dict) -> Scene:
     )
 
 
-def _cat(scenes: Sequence[Scene]) -> Scene:
-    """Frames of several scenes, one after the other (all hold the same modalities)."""
+def join(scenes: Sequence[Scene]) -> Scene:
+    """Frames of several scenes one after the other; depth or cameras only when every scene
+    has them (a clip with cameras for some windows only has no consistent cameras)."""
     first = scenes[0]
+    has_depth = all(s.depth is not None for s in scenes)
+    has_cameras = all(s.cameras is not None for s in scenes)
     return Scene(
         rgb=torch.cat([s.rgb for s in scenes]),
-        depth=None if first.depth is None else torch.cat([s.depth for s in scenes]),
-        cameras=None if first.cameras is None else Cameras.cat([s.cameras for s in scenes]),
+        depth=torch.cat([s.depth for s in scenes]) if has_depth else None,
+        cameras=Cameras.cat([s.cameras for s in scenes]) if has_cameras else None,
         text=first.text,
         fps=first.fps,
     )
@@ -337,12 +340,5 @@ def _restore(
 
 
 def concatenate(parts: Sequence[WindowResult]) -> Scene:
-    """The whole clip from its windows' results, in frame order (an error if one has cameras
-    and another none: the clip then has no consistent cameras and gets none)."""
-    ordered = sorted(parts, key=lambda p: p.frames[0])
-    scenes = [p.scene for p in ordered]
-    if any(s.cameras is None for s in scenes):
-        scenes = [dataclasses.replace(s, cameras=None) for s in scenes]
-    if any(s.depth is None for s in scenes):
-        scenes = [dataclasses.replace(s, depth=None) for s in scenes]
-    return _cat(scenes)
+    """The whole clip from its windows' results, in frame order (``join``)."""
+    return join([p.scene for p in sorted(parts, key=lambda p: p.frames[0])])

@@ -80,6 +80,14 @@ class FrameFit:
             return slice(0, self.target[0]), slice(0, self.target[1])
         return slice(top, top + h), slice(left, left + w)
 
+    def coverage(self) -> Tensor | None:
+        """(H, W) float of the target: 1 where the input lies, 0 on padding (None: all input)."""
+        if self.mode == "crop" or self.resized == self.target:
+            return None
+        covered = torch.zeros(self.target)
+        covered[self.covered] = 1.0
+        return covered
+
     # ------------------------------------------------------------------ input → model
 
     def apply(self, scene: Scene) -> Scene:

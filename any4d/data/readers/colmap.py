@@ -15,7 +15,9 @@ from torch import Tensor
 from any4d.data.readers.conversions import intrinsics_matrix, pose_from_quaternion
 from any4d.data.readers.decode import CorruptFileError, require_file
 
-# Model name → number of parameters; the first ones are (f | fx fy) cx cy, the rest distortion.
+# Model name → number of parameters, for the models whose projection is a pinhole plus a
+# distortion that vanishes at zero coefficients; the parameters are (f | fx fy) cx cy, then the
+# distortion coefficients (FOV: omega, whose limit at 0 is the pinhole).
 PINHOLE_LIKE = {
     "SIMPLE_PINHOLE": 3,
     "PINHOLE": 4,
@@ -23,7 +25,13 @@ PINHOLE_LIKE = {
     "RADIAL": 5,
     "OPENCV": 8,
     "FULL_OPENCV": 12,
+    "FOV": 5,
 }
+SINGLE_FOCAL = ("SIMPLE_PINHOLE", "SIMPLE_RADIAL", "RADIAL")
+# Fisheye models distort the angle θ = atan(r): at zero coefficients they are the equidistant
+# projection r = f·θ, not a pinhole, so they are never read as one.
+FISHEYE = ("SIMPLE_RADIAL_FISHEYE", "RADIAL_FISHEYE", "OPENCV_FISHEYE", "THIN_PRISM_FISHEYE")
+UNDISTORT = "undistort the frames first (e.g. colmap image_undistorter) and give those"
 
 
 @dataclass(frozen=True)
@@ -48,7 +56,8 @@ class ColmapImage:
 
 
 def read_cameras_txt(path: Path) -> dict[int, ColmapCamera]:
-    """Cameras of a COLMAP ``cameras.txt`` by id; non-pinhole models (fisheye…) are an error."""
+    """Cameras of a COLMAP ``cameras.txt`` by id; fisheye and unknown models are an error.
+    Distortion coefficients are kept as given (see ``require_undistorted``)."""
     cameras = {}
     for number, line in _lines(path):
         parts = line.split()
@@ -58,17 +67,23 @@ def read_cameras_txt(path: Path) -> dict[int, ColmapCamera]:
             params = [float(p) for p in parts[4:]]
         except (IndexError, ValueError):
             raise CorruptFileError(path, f"line {number} is not a COLMAP camera") from None
+        if model in FISHEYE:
+            raise CorruptFileError(
+                path,
+                f"camera {camera_id} uses model {model}, a fisheye projection (not a pinhole even "
+                f"with zero coefficients); {UNDISTORT}",
+            )
         if model not in PINHOLE_LIKE:
             raise CorruptFileError(
                 path,
                 f"camera {camera_id} uses model {model} (expected one of {sorted(PINHOLE_LIKE)}; "
-                "undistort fisheye images first)",
+                f"{UNDISTORT})",
             )
         if len(params) != PINHOLE_LIKE[model]:
             raise CorruptFileError(
                 path, f"line {number}: {model} needs {PINHOLE_LIKE[model]} parameters"
             )
-        if model in ("SIMPLE_PINHOLE", "SIMPLE_RADIAL", "RADIAL"):
+        if model in SINGLE_FOCAL:
             fx = fy = params[0]
             cx, cy, rest = params[1], params[2], params[3:]
         else:
@@ -77,6 +92,19 @@ def read_cameras_txt(path: Path) -> dict[int, ColmapCamera]:
             model, width, height, intrinsics_matrix(fx, fy, cx, cy), tuple(rest)
         )
     return cameras
+
+
+def require_undistorted(cameras: dict[int, ColmapCamera], path: Path) -> None:
+    """Refuse cameras whose distortion coefficients are not all exactly 0 (their frames are not
+    pinhole images: K alone would misplace every ray away from the centre)."""
+    for camera_id, camera in cameras.items():
+        if any(k != 0 for k in camera.distortion):
+            coefficients = ", ".join(f"{k:g}" for k in camera.distortion)
+            raise CorruptFileError(
+                path,
+                f"camera {camera_id} uses model {camera.model} with distortion ({coefficients}) "
+                f"(expected pinhole frames; {UNDISTORT})",
+            )
 
 
 def read_images_txt(path: Path) -> list[ColmapImage]:

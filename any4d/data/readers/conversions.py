@@ -119,6 +119,14 @@ def rescale_intrinsics(K: Tensor, from_hw: tuple[int, int], to_hw: tuple[int, in
     return K
 
 
+def same_aspect_ratio(a: tuple[int, int], b: tuple[int, int]) -> bool:
+    """Whether image sizes ``a`` and ``b`` (H, W) have one aspect ratio, up to the rounding of
+    one pixel in one side (e.g. a half-resolution depth map of an odd-sized frame):
+    ``|H_a·W_b − H_b·W_a| ≤ max(H_a, W_a, H_b, W_b)``."""
+    (h0, w0), (h1, w1) = a, b
+    return abs(h0 * w1 - h1 * w0) <= max(h0, w0, h1, w1)
+
+
 def normalised_to_pixel_intrinsics(K: Tensor, width: int, height: int) -> Tensor:
     """Pixel K from normalised K (fx/W, fy/H, cx/W, cy/H): row 0 × ``width``, row 1 × ``height``."""
     return rescale_intrinsics(K, NORMALISED, (height, width))

@@ -10,6 +10,8 @@ import torch
 
 from any4d.data.readers.user import UserClip, read_user_scene
 from tests.data.readers.fixtures import (
+    HEIGHT,
+    WIDTH,
     assert_cameras_match,
     assert_rgb_matches,
     depth_m,
@@ -18,9 +20,12 @@ from tests.data.readers.fixtures import (
     truth,
     w2c,
     write_frames,
+    write_image,
     write_uint16,
     write_video,
 )
+
+OPENGL_FLIP = np.diag([1.0, -1.0, -1.0, 1.0])
 
 
 def frames_folder(tmp_path, scene):
@@ -162,3 +167,246 @@ def test_intrinsics_without_poses_is_an_error(tmp_path):
     folder, _ = frames_folder(tmp_path, truth(8))
     with pytest.raises(ValueError, match="intrinsics were given without cameras"):
         read_user_scene(folder, intrinsics=(30.0, 30.0, 24.0, 16.0))
+
+
+def write_cameras(tmp_path, kind, scene, names, size=(HEIGHT, WIDTH), camera=None, **keys):
+    """The truth's cameras as ``kind`` ("ours", "nerfstudio" or "colmap") for images of ``size``
+    (H, W), K rescaled to it. ``keys``: more JSON keys; ``camera``: COLMAP camera 1's
+    "MODEL W H params" (default PINHOLE)."""
+    (h, w), K = size, scene.cameras.K[0].clone()
+    K[0] *= w / scene.width
+    K[1] *= h / scene.height
+    fx, fy, cx, cy = (float(v) for v in (K[0, 0], K[1, 1], K[0, 2], K[1, 2]))
+    if kind == "ours":
+        path = tmp_path / "cameras.json"
+        ours = {"c2w": scene.cameras.c2w.tolist(), "K": K.tolist(), "width": w, "height": h}
+        path.write_text(json.dumps({**ours, **keys}))
+    elif kind == "nerfstudio":
+        path = tmp_path / "transforms.json"
+        frames = [
+            {"file_path": f"images/{n}", "transform_matrix": (c.numpy() @ OPENGL_FLIP).tolist()}
+            for n, c in zip(names, scene.cameras.c2w, strict=True)
+        ]
+        meta = {"w": w, "h": h, "fl_x": fx, "fl_y": fy, "cx": cx, "cy": cy, "frames": frames}
+        path.write_text(json.dumps({**meta, **keys}))
+    else:
+        path = tmp_path / "sparse"
+        path.mkdir()
+        camera = camera or f"PINHOLE {w} {h} {fx} {fy} {cx} {cy}"
+        (path / "cameras.txt").write_text(f"1 {camera}\n")
+        lines = []
+        for f, (name, pose) in enumerate(zip(names, w2c(scene), strict=True)):
+            values = [*rotation_to_quaternion_wxyz(pose[:3, :3]), *pose[:3, 3]]
+            lines += [f"{f + 1} " + " ".join(f"{v:.12f}" for v in values) + f" 1 {name}", ""]
+        (path / "images.txt").write_text("\n".join(lines))
+    return path
+
+
+@pytest.mark.parametrize("scale", [0, -1000.0, float("nan"), float("inf"), "1000"])
+def test_depth_scale_must_be_a_positive_finite_number(tmp_path, scale):
+    folder, _ = frames_folder(tmp_path, truth(8))
+    message = r"depth_scale \(--depth-scale\) is .* \(expected a positive finite number of PNG"
+    with pytest.raises(ValueError, match=message):
+        UserClip(folder, depth=tmp_path / "depth", depth_scale=scale)
+
+
+def write_depth_npy(folder, scene, rows=slice(None), columns=slice(None)):
+    folder.mkdir(parents=True, exist_ok=True)
+    for f in range(scene.num_frames):
+        np.save(folder / f"{f:04d}.npy", depth_m(scene, f)[rows, columns])
+    return folder
+
+
+def test_depth_of_another_aspect_ratio_is_refused_naming_the_file(tmp_path):
+    scene = truth(8)
+    folder, _ = frames_folder(tmp_path, scene)
+    depth = write_depth_npy(tmp_path / "depth", scene, rows=slice(0, 16))  # 48×16 of 48×32
+    message = r"0000.npy: holds depth of 48×16 but the frames are 48×32 .*stretched unevenly"
+    with pytest.raises(ValueError, match=message):
+        read_user_scene(folder, depth=depth)
+
+
+def test_depth_npz_of_another_aspect_ratio_is_refused(tmp_path):
+    scene = truth(8)
+    folder, _ = frames_folder(tmp_path, scene)
+    np.savez(tmp_path / "depth.npz", depth=scene.depth[:, 0, :, :24].numpy())
+    message = r"depth.npz: holds depth of 24×32 but the frames are 48×32"
+    with pytest.raises(ValueError, match=message):
+        read_user_scene(folder, depth=tmp_path / "depth.npz")
+
+
+def test_half_resolution_depth_is_accepted_and_upsampled(tmp_path):
+    scene = truth(8)
+    folder, _ = frames_folder(tmp_path, scene)
+    depth = write_depth_npy(tmp_path / "depth", scene, slice(None, None, 2), slice(None, None, 2))
+    clip = read_user_scene(folder, depth=depth)
+    assert clip.depth.shape == (scene.num_frames, 1, HEIGHT, WIDTH)
+    assert torch.equal(clip.depth[:, :, ::2, ::2], scene.depth[:, :, ::2, ::2].float())
+
+
+def test_depth_folder_of_8bit_pngs_is_refused(tmp_path):
+    scene = truth(8)
+    folder, _ = frames_folder(tmp_path, scene)
+    for f in range(scene.num_frames):
+        write_image(tmp_path / "depth" / f"{f:04d}.png", np.full((HEIGHT, WIDTH), 7, np.uint8))
+    message = r"0000.png: is an 8-bit PNG .*expected a 16-bit PNG of depth codes .*\.npy metres"
+    with pytest.raises(ValueError, match=message):
+        read_user_scene(folder, depth=tmp_path / "depth")
+
+
+@pytest.mark.parametrize(
+    ("camera", "distortion"),
+    [
+        ("SIMPLE_RADIAL 48 32 40 24 16 -0.1", "-0.1"),
+        ("RADIAL 48 32 40 24 16 0 0.02", "0, 0.02"),
+        ("OPENCV 48 32 40 40 24 16 0 0 0.001 0", "0, 0, 0.001, 0"),
+        ("FULL_OPENCV 48 32 40 40 24 16 0 0 0 0 0 0 0 0.1", "0, 0, 0, 0, 0, 0, 0, 0.1"),
+        ("FOV 48 32 40 40 24 16 0.9", "0.9"),
+        ("OPENCV_FISHEYE 48 32 40 40 24 16 0 0 0 0", None),
+        ("SIMPLE_RADIAL_FISHEYE 48 32 40 24 16 0", None),
+        ("RADIAL_FISHEYE 48 32 40 24 16 0 0", None),
+        ("THIN_PRISM_FISHEYE 48 32 40 40 24 16 0 0 0 0 0 0 0 0", None),
+    ],
+)
+def test_colmap_lens_distortion_is_refused_with_how_to_undistort(tmp_path, camera, distortion):
+    """Fisheye models are refused even at zero coefficients: they are not pinholes then."""
+    scene = truth(8)
+    folder, names = frames_folder(tmp_path, scene)
+    model = write_cameras(tmp_path, "colmap", scene, names, camera=camera)
+    name = camera.split()[0]
+    kind = "a fisheye projection" if distortion is None else rf"with distortion \({distortion}\)"
+    message = rf"cameras.txt: camera 1 uses model {name},? {kind}.*colmap image_undistorter"
+    with pytest.raises(ValueError, match=message):
+        read_user_scene(folder, cameras=model)
+
+
+@pytest.mark.parametrize("model", ["SIMPLE_RADIAL", "RADIAL", "OPENCV", "FULL_OPENCV", "FOV"])
+def test_colmap_zero_distortion_reads_the_pinhole_part(tmp_path, model):
+    scene = truth(8)
+    folder, names = frames_folder(tmp_path, scene)
+    one_focal = model in ("SIMPLE_RADIAL", "RADIAL")
+    fx, fy, cx, cy = 40.0, 40.0 if one_focal else 41.0, 24.5, 15.5
+    zeros = {"SIMPLE_RADIAL": 1, "RADIAL": 2, "OPENCV": 4, "FULL_OPENCV": 8, "FOV": 1}[model]
+    focal = f"{fx}" if one_focal else f"{fx} {fy}"
+    camera = f"{model} {WIDTH} {HEIGHT} {focal} {cx} {cy}" + " 0" * zeros
+    clip = read_user_scene(
+        folder, cameras=write_cameras(tmp_path, "colmap", scene, names, camera=camera)
+    )
+    K = torch.tensor([[fx, 0, cx], [0, fy, cy], [0, 0, 1]])
+    assert torch.allclose(clip.cameras.K, K.expand(scene.num_frames, 3, 3))
+    assert (clip.cameras.c2w.double() - scene.cameras.c2w).abs().max() <= 1e-5
+
+
+@pytest.mark.parametrize(
+    ("keys", "frame_keys", "message"),
+    [
+        ({"camera_model": "OPENCV_FISHEYE"}, {}, r"gives camera_model OPENCV_FISHEYE"),
+        ({"camera_model": "EQUIRECTANGULAR"}, {}, r"gives camera_model EQUIRECTANGULAR"),
+        (
+            {"camera_model": "OPENCV", "k1": -0.1, "k2": 0},
+            {},
+            r"gives frame images/frame0.png lens distortion k1=-0.1",
+        ),
+        (
+            {"k1": 0.0, "p2": 0.0},
+            {"p2": 0.003},
+            r"gives frame images/frame8.png lens distortion p2=0.003",
+        ),
+    ],
+)
+def test_nerfstudio_lens_distortion_is_refused(tmp_path, keys, frame_keys, message):
+    scene = truth(8)
+    folder, names = frames_folder(tmp_path, scene)
+    path = write_cameras(tmp_path, "nerfstudio", scene, names, **keys)
+    meta = json.loads(path.read_text())
+    meta["frames"][2].update(frame_keys)
+    path.write_text(json.dumps(meta))
+    with pytest.raises(ValueError, match=r"transforms.json: " + message + r".*image_undistorter"):
+        read_user_scene(folder, cameras=path)
+
+
+def test_nerfstudio_zero_distortion_is_a_pinhole(tmp_path):
+    scene = truth(8)
+    folder, names = frames_folder(tmp_path, scene)
+    zeros = {"camera_model": "OPENCV", "k1": 0.0, "k2": 0, "p1": 0.0, "p2": 0.0}
+    clip = read_user_scene(
+        folder, cameras=write_cameras(tmp_path, "nerfstudio", scene, names, **zeros)
+    )
+    assert_cameras_match(clip, scene)
+
+
+def test_our_json_with_nonzero_distortion_is_refused(tmp_path):
+    scene = truth(8)
+    folder, names = frames_folder(tmp_path, scene)
+    assert (
+        read_user_scene(
+            folder, cameras=write_cameras(tmp_path, "ours", scene, names, distortion=[0, 0, 0, 0])
+        ).cameras
+        is not None
+    )
+    path = write_cameras(tmp_path, "ours", scene, names, distortion={"k1": -0.2, "k2": 0})
+    with pytest.raises(ValueError, match=r'cameras.json: gives "distortion" .*image_undistorter'):
+        read_user_scene(folder, cameras=path)
+
+
+@pytest.mark.parametrize(
+    ("kind", "file"),
+    [("ours", "cameras.json"), ("nerfstudio", "transforms.json"), ("colmap", "cameras.txt")],
+)
+def test_cameras_of_another_aspect_ratio_are_refused(tmp_path, kind, file):
+    scene = truth(8)
+    folder, names = frames_folder(tmp_path, scene)
+    path = write_cameras(tmp_path, kind, scene, names, size=(48, 48))
+    message = file + r": gives K for images of 48×48 but the frames are 48×32 .*stretched unevenly"
+    with pytest.raises(ValueError, match=message):
+        read_user_scene(folder, cameras=path)
+
+
+@pytest.mark.parametrize("kind", ["ours", "nerfstudio", "colmap"])
+def test_cameras_at_another_resolution_are_rescaled_to_the_frames(tmp_path, kind):
+    scene = truth(8)
+    folder, names = frames_folder(tmp_path, scene)
+    path = write_cameras(tmp_path, kind, scene, names, size=(2 * HEIGHT, 2 * WIDTH))
+    assert_cameras_match(read_user_scene(folder, cameras=path), scene)
+
+
+@pytest.mark.parametrize("fps", ["fast", 0, -5, True])
+def test_bad_fps_in_our_json_names_the_file(tmp_path, fps):
+    scene = truth(8)
+    folder, names = frames_folder(tmp_path, scene)
+    path = write_cameras(tmp_path, "ours", scene, names, fps=fps)
+    message = r'cameras.json: gives "fps" .* \(expected a positive number of frames per second\)'
+    with pytest.raises(ValueError, match=message):
+        read_user_scene(folder, cameras=path)
+
+
+def test_colmap_image_of_an_unknown_camera_names_images_txt(tmp_path):
+    scene = truth(8)
+    folder, names = frames_folder(tmp_path, scene)
+    model = write_cameras(tmp_path, "colmap", scene, names)
+    text = (model / "cameras.txt").read_text()
+    (model / "cameras.txt").write_text(text.replace("1 PINHOLE", "2 PINHOLE", 1))
+    message = r"images.txt: image frame0.png uses camera 1, which .*cameras.txt does not list"
+    with pytest.raises(ValueError, match=message):
+        read_user_scene(folder, cameras=model)
+
+
+def test_streaming_reads_equal_plain_reads_and_may_go_backwards(tmp_path, monkeypatch):
+    import av
+
+    video = write_video(tmp_path / "walk.mp4", rgb_uint8(truth(8)), fps=25)
+    reader = UserClip(video)
+    sequence = reader.sequences()[0]
+    plain = reader.read_frames(sequence, range(sequence.num_frames)).rgb
+    opened = []
+    real_open = av.open
+    monkeypatch.setattr(av, "open", lambda *a, **k: opened.append(a) or real_open(*a, **k))
+    with reader.streaming():
+        windows = [[0, 1], [1, 2, 3], [4]]
+        forward = [reader.read_frames(sequence, w).rgb for w in windows]
+        assert len(opened) == 1  # one container, decoded forward
+        backward = reader.read_frames(sequence, [2, 0]).rgb  # before the last frame: reopens
+    for window, rgb in zip(windows, forward, strict=True):
+        assert torch.equal(rgb, plain[window])
+    assert torch.equal(backward, plain[[2, 0]]) and len(opened) == 2
+    assert torch.equal(reader.read_frames(sequence, [3]).rgb, plain[[3]])  # outside: as before
