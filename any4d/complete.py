@@ -22,7 +22,8 @@ beside ``out`` and moved into place at the end: a failed run leaves an earlier `
     cameras.png              the camera frustums and trajectory
     scene.safetensors        the completed Scene at the model's resolution (``any4d view``)
     grid.png, video.mp4      RGB | depth | ray directions | ray moments (at the model's size)
-    result.json              input, frames, sizes, windows, task, settings, units, failures
+    result.json              input, frames, sizes, windows, task, settings, units, failures,
+                             per window each candidate's score (None with one candidate)
 """
 
 from __future__ import annotations
@@ -33,6 +34,7 @@ import math
 import os
 import shutil
 import tempfile
+import warnings
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -188,6 +190,11 @@ def complete(
     indices = frames.indices(sequence.num_frames)
     _check_provides(mask, reader.provides)
     checkpoint = Path(checkpoint) if checkpoint is not None else shipped_checkpoint()
+    if text_encoder is not None and not Path(text_encoder).is_dir():
+        raise ValueError(
+            f"--text-encoder {text_encoder} does not exist (expected a local folder with "
+            "text_encoder/ + tokenizer/)"
+        )
     defaults = read_defaults(checkpoint)
     height, width = _frame_size(reader, sequence)
     _check_memory(search, defaults, len(indices))
@@ -377,6 +384,8 @@ class _Outputs:
         self.failures: list[str] = []
         self.units: str | None = None
         self.skew = 0.0
+        self.scores: list = []
+        self.unstorable = 0  # depth pixels a millimetre PNG cannot hold
         self._depth = self._points = None
         self._cameras: list = []
         self._model: list[Scene] = []
@@ -400,6 +409,7 @@ class _Outputs:
         scene = part.scene
         self.units = self.units or part.units
         self.failures += [f for f in part.failures if f not in self.failures]
+        self.scores.append(None if part.scores is None else part.scores.tolist())
         names = [self.names[f] for f in part.frames]
         for name, frame in zip(names, scene.rgb, strict=True):
             save_png((frame + 1) / 2, self.folder / "frames" / name)
@@ -408,8 +418,12 @@ class _Outputs:
                 path = self.folder / "depth.npz"
                 self._depth = DepthNpzWriter(path, len(self.indices), *self.size).__enter__()
             self._depth.write(scene.depth)
-            for name, frame in zip(names, scene.depth, strict=True):
-                write_depth_png16(self.folder / "depth" / name, frame[0])
+            code = (scene.depth * 1000).round()
+            self.unstorable += int(((scene.depth > 0) & ((code < 1) | (code > 65535))).sum())
+            with warnings.catch_warnings():  # counted above, reported once in result.json
+                warnings.simplefilter("ignore", UserWarning)
+                for name, frame in zip(names, scene.depth, strict=True):
+                    write_depth_png16(self.folder / "depth" / name, frame[0])
         if scene.depth is not None and scene.cameras is not None:
             if self._points is None:
                 self._points = PlyWriter(self.folder / "points.ply").__enter__()
@@ -433,6 +447,11 @@ class _Outputs:
         from any4d.viz import plot_cameras, save_clip_grid, scene_video
         from any4d.windows import join
 
+        if self.unstorable:
+            self.failures.append(
+                f"depth/*.png: {self.unstorable} pixels outside [0.5 mm, 65.5 m) are written as "
+                "0 (invalid) there; depth.npz holds their values"
+            )
         if self._depth is not None:
             self.written += ["frames/", "depth/", "depth.npz"]
         else:
@@ -482,6 +501,7 @@ class _Outputs:
         units = self.units or "relative"
         return {
             "failures": self.failures,
+            "scores": self.scores,
             "skew_removed_px": self.skew,
             "units": units,
             "depth_units": {
