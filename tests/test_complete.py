@@ -188,6 +188,24 @@ def test_the_colmap_export_reads_back_as_our_cameras(predicted):
                                atol=1e-4, rtol=0)  # fmt: skip
 
 
+def test_pycolmap_reads_the_colmap_export(predicted):
+    import pycolmap
+
+    out, _ = predicted
+    written = json.loads((out / "cameras" / "cameras.json").read_text())
+    model = pycolmap.Reconstruction(str(out / "cameras" / "colmap"))
+    images = sorted(model.images.values(), key=lambda image: image.name)
+    assert [image.name for image in images] == [f"{i:06d}.png" for i in (1, 3, 5, 7)]
+    for image, c2w, K in zip(images, written["c2w"], written["K"], strict=True):
+        w2c = np.eye(4)
+        pose = image.cam_from_world  # a method since pycolmap 3.12, a property before
+        w2c[:3] = (pose() if callable(pose) else pose).matrix()
+        np.testing.assert_allclose(np.linalg.inv(w2c), c2w, atol=1e-4)
+        camera = model.cameras[image.camera_id]
+        assert (camera.height, camera.width) == VIDEO_SIZE
+        np.testing.assert_allclose(camera.calibration_matrix(), K, atol=1e-3)
+
+
 def test_the_point_cloud_holds_every_frame(predicted):
     out, _ = predicted
     points, colors = read_ply(out / "points.ply")
