@@ -197,7 +197,14 @@ def roll(
     inputs: dict[int, Scene] = {}  # clip frame → its input frame at the model's size
     for index, window in enumerate(windows):
         source = read(list(window.new))
-        small = fit.apply(source)
+        # Only what the task observes reaches the model (and the placeholders of _window_scene).
+        small = fit.apply(
+            dataclasses.replace(
+                source,
+                depth=source.depth if "depth" in mask.clean else None,
+                cameras=source.cameras if "ray_d" in mask.clean else None,
+            )
+        )
         for i, frame in enumerate(window.new):
             inputs[frame] = small.frames([i])
         own = stitch == "sim3"
@@ -208,9 +215,17 @@ def roll(
             scene,
             window_mask(mask, dataclasses.replace(window, context=context), num_frames, streams),
         )
-        completed = result.scene
+        completed, failures = result.scene, list(result.failures)
         if own and index > 0:
             completed = _stitched(completed, window, done)
+        if completed.cameras is None and scene.cameras is not None:
+            # Rays that determine no camera: the window's frames keep the last known camera
+            # (the placeholders it was given), so later windows stay in the clip's frame.
+            completed = dataclasses.replace(completed, cameras=scene.cameras)
+            failures.append(
+                f"cameras: frames {window.new[0]}–{window.new[-1]} determined no camera and "
+                "hold the last known one"
+            )
         positions = [window.frames.index(f) for f in window.new]
         model = completed.frames(positions)
         for i, frame in enumerate(window.new):
@@ -220,7 +235,7 @@ def roll(
             scene=_restore(model, source, fit, mask, window.new, num_frames),
             model=model,
             window=window,
-            failures=list(result.failures),
+            failures=failures,
             units=result.units,
             scores=getattr(result, "scores", None),
         )

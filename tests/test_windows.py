@@ -202,3 +202,25 @@ def test_a_clip_of_the_models_shape_is_one_window_as_before(pipe):
 def test_the_pipeline_refuses_a_bad_window(pipe):
     with pytest.raises(ValueError, match="expected a WindowConfig"):
         pipe(render_clip(3, num_frames=3, height=16, width=16), window={"overlap": 1})
+
+
+def test_a_window_without_a_camera_holds_the_last_known_one():
+    truth = render_clip(4, num_frames=9, height=8, width=8)
+    calls = []
+
+    def complete(scene, mask):
+        calls.append(scene)
+        frames = list(plan[len(calls) - 1].frames)
+        cameras = None if len(calls) == 2 else truth.cameras[frames]
+        depth = torch.ones_like(scene.rgb[:, :1])
+        failures = ["cameras: no camera"] if cameras is None else []
+        return _Result(Scene(rgb=scene.rgb, depth=depth, cameras=cameras), failures)
+
+    plan = plan_windows(9, WindowConfig(overlap=2), length=5)
+    parts = list(roll(plan, truth.frames, Mask.parse("geometry"), complete, identity_fit(truth), 9))
+    held = parts[1]
+    assert "hold the last known one" in held.failures[-1]
+    last = truth.cameras.c2w[plan[1].frames[plan[1].context - 1]]
+    for c2w in held.scene.cameras.c2w:
+        assert torch.equal(c2w, last)
+    assert all(p.scene.cameras is not None for p in parts)

@@ -139,16 +139,23 @@ class FrameFit:
             restored = torch.where(inside, restored, source.to(restored))
         return restored
 
-    def restore_depth(self, depth: Tensor) -> Tensor:
-        """(T, 1, H, W) model-size depth → (T, 1, h, w), bilinear over valid (> 0) pixels."""
+    def restore_depth(
+        self, depth: Tensor, guide: Tensor | None = None, model_rgb: Tensor | None = None
+    ) -> Tensor:
+        """(T, 1, H, W) model-size depth → (T, 1, h, w) over valid (> 0) pixels: bilinear, or
+        edge-aware given the input frames ``guide`` (T, 3, h, w) and the model-size RGB
+        ``model_rgb`` (T, 3, H, W) the depth belongs to (``joint_bilateral_upsample``)."""
         self._check_size(*depth.shape[-2:], "depth", self.target)
         if self.identity:
             return depth
-        depth = self._unplace(depth)
-        valid = (depth > 0).to(depth.dtype)
-        total = _resize(depth * valid, self.source, "bilinear")
-        weight = _resize(valid, self.source, "bilinear")
-        restored = torch.where(weight > 1e-3, total / weight.clamp_min(1e-3), 0.0)
+        low = self._unplace(depth)
+        if guide is not None and model_rgb is not None:
+            restored = joint_bilateral_upsample(low, self._unplace(model_rgb), guide)
+        else:
+            valid = (low > 0).to(low.dtype)
+            total = _resize(low * valid, self.source, "bilinear")
+            weight = _resize(valid, self.source, "bilinear")
+            restored = torch.where(weight > 1e-3, total / weight.clamp_min(1e-3), 0.0)
         if self.mode == "crop":
             restored = torch.where(self._inside(depth.device), restored, 0.0)
         return restored
@@ -173,6 +180,44 @@ class FrameFit:
         expected = self.source if size is None else size
         if (height, width) != tuple(expected):
             raise ValueError(f"{name} is {height}x{width} (expected {expected[0]}x{expected[1]})")
+
+
+def joint_bilateral_upsample(
+    depth: Tensor, guide_low: Tensor, guide: Tensor, sigma: float = 0.1
+) -> Tensor:
+    """Edge-aware upsampling (Kopf et al., "Joint bilateral upsampling", 2007), on the four
+    nearest low-resolution samples: each output pixel weighs them by the bilinear weight times
+    ``exp(−‖guide − guide_low‖² / 2σ²)``, so depth follows the input's colour edges instead of
+    blurring across them; invalid (0) samples get no weight.
+
+    depth: (T, 1, h, w); guide_low: (T, 3, h, w) the colours the depth belongs to, in [−1, 1];
+    guide: (T, 3, H, W) the full-resolution frames. Returns (T, 1, H, W), 0 where no valid
+    sample is near. One frame at a time (memory ~ 4 × the output)."""
+    (height, width), (h, w) = guide.shape[-2:], depth.shape[-2:]
+
+    def taps(size_out: int, size_in: int):
+        centre = (torch.arange(size_out, device=depth.device) + 0.5) * size_in / size_out - 0.5
+        below = centre.floor().clamp(0, size_in - 1)
+        fraction = (centre - below).clamp(0, 1)
+        above = (below + 1).clamp(max=size_in - 1)
+        return ((below.long(), 1 - fraction), (above.long(), fraction))
+
+    rows, cols = taps(height, h), taps(width, w)
+    out = []
+    for frame in range(depth.shape[0]):
+        total = depth.new_zeros(1, height, width)
+        norm = depth.new_zeros(1, height, width)
+        for row, row_weight in rows:
+            for col, col_weight in cols:
+                d = depth[frame][:, row[:, None], col[None, :]]  # (1, H, W)
+                colour = guide_low[frame][:, row[:, None], col[None, :]]  # (3, H, W)
+                distance = (colour - guide[frame].to(colour)).square().sum(0, keepdim=True)
+                similar = torch.exp(-distance / (2 * sigma**2)) + 1e-4  # never all zero
+                weight = row_weight[:, None] * col_weight[None, :] * similar * (d > 0)
+                total += weight * d
+                norm += weight
+        out.append(torch.where(norm > 1e-8, total / norm.clamp_min(1e-8), 0.0))
+    return torch.stack(out)
 
 
 def _resize(image: Tensor, size: tuple[int, int], mode: str) -> Tensor:

@@ -71,3 +71,19 @@ def test_sizes_are_checked():
         fit.restore_depth(torch.ones(1, 1, 24, 56))
     with pytest.raises(ValueError, match="fit is 'stretch'"):
         FrameFit.plan((24, 56), (32, 32), "stretch")
+
+
+def test_edge_aware_upsampling_follows_the_colour_edge():
+    # A vertical edge at column 10 of 40: low-res depth 1 | 3 (cells of 4 columns blur it).
+    guide = torch.full((1, 3, 8, 40), -1.0)
+    guide[..., 10:] = 1.0
+    depth_low = torch.ones(1, 1, 2, 10)
+    depth_low[..., 3:] = 3.0  # cells 0-2 cover columns 0-11: column 10-11's cell is 'near'
+    guide_low = torch.full((1, 3, 2, 10), -1.0)
+    guide_low[..., 3:] = 1.0
+    fit = FrameFit.plan((8, 40), (2, 10))
+    bilinear = fit.restore_depth(depth_low)
+    joint = fit.restore_depth(depth_low, guide=guide, model_rgb=guide_low)
+    assert 1.2 < float(bilinear[0, 0, 4, 11]) < 2.8  # blurred across the edge
+    assert float(joint[0, 0, 4, 9]) == pytest.approx(1.0, abs=1e-3)
+    assert float(joint[0, 0, 4, 12]) == pytest.approx(3.0, abs=1e-3)
