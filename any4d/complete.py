@@ -133,7 +133,14 @@ class Completed:
     def summary(self) -> str:
         height, width = self.size
         view = self.out / "scene.safetensors"
-        failed = f"; could not decode: {'; '.join(self.failures)}" if self.failures else ""
+        failed = ""
+        if self.failures:
+            more = (
+                f" (and {len(self.failures) - 1} more in result.json)"
+                if len(self.failures) > 1
+                else ""
+            )
+            failed = f"; {self.failures[0]}{more}"
         return (
             f"completed {self.frames} frames at {width}x{height} in {self.windows} window"
             f"{'s' if self.windows != 1 else ''}: wrote {self.out}/ ({', '.join(self.written)})"

@@ -227,7 +227,7 @@ def roll(
                 "hold the last known one"
             )
         positions = [window.frames.index(f) for f in window.new]
-        model = completed.frames(positions)
+        model = _without_padding(completed.frames(positions), fit)
         for i, frame in enumerate(window.new):
             done[frame] = model.frames([i])
         yield WindowResult(
@@ -244,6 +244,15 @@ def roll(
         for cache in (done, inputs):
             for frame in [f for f in cache if f not in later]:
                 del cache[frame]
+
+
+def _without_padding(scene: Scene, fit: FrameFit) -> Scene:
+    """Depth on the padding is invalid (0): it is no part of the input, and later windows must
+    not observe it as context nor take its scale."""
+    coverage = fit.coverage()
+    if coverage is None or scene.depth is None:
+        return scene
+    return dataclasses.replace(scene, depth=scene.depth * coverage.to(scene.depth))
 
 
 def _window_scene(window: Window, context: int, done: dict, inputs: dict) -> Scene:
