@@ -392,6 +392,7 @@ class _Outputs:
         self.units: str | None = None
         self.skew = 0.0
         self.scores: list = []
+        self.samples: list[int] = []  # per window: 1, or more when its rays gave no camera
         self.unstorable = 0  # depth pixels a millimetre PNG cannot hold
         self._depth = self._points = None
         self._cameras: list = []
@@ -417,6 +418,7 @@ class _Outputs:
         self.units = self.units or part.units
         self.failures += [f for f in part.failures if f not in self.failures]
         self.scores.append(None if part.scores is None else part.scores.tolist())
+        self.samples.append(part.samples)
         names = [self.names[f] for f in part.frames]
         for name, frame in zip(names, scene.rgb, strict=True):
             save_png((frame + 1) / 2, self.folder / "frames" / name)
@@ -509,6 +511,7 @@ class _Outputs:
         return {
             "failures": self.failures,
             "scores": self.scores,
+            "samples": self.samples,
             "skew_removed_px": self.skew,
             "units": units,
             "depth_units": {

@@ -69,6 +69,8 @@ class Completion:
                  For several windows: the first window's (the others observe its scale).
     windows:     how many windows the clip was completed in; with more than one (or a size
                  other than the model's) there are no ``latents`` and no ``uncertainty``.
+    samples:     how many times it was sampled (a window whose rays determine no camera is
+                 sampled again, ``CAMERA_RETRIES``); summed over the windows.
     """
 
     scene: Scene
@@ -80,6 +82,7 @@ class Completion:
     failures: list[str]
     units: str = "relative"
     windows: int = 1
+    samples: int = 1
 
 
 class Any4DPipeline:
@@ -341,6 +344,7 @@ class Any4DPipeline:
             failures=failures,
             units=parts[0].units,
             windows=len(parts),
+            samples=sum(p.samples for p in parts),
         )
 
     def windows(
@@ -389,6 +393,7 @@ class Any4DPipeline:
                     result,
                     failures=result.failures
                     + [f"cameras: {note} after {attempt} more sample(s) of a window"],
+                    samples=attempt + 1,
                 )
             return result
 

@@ -149,6 +149,7 @@ class WindowResult:
     failures: what its completion could not decode (``Completion.failures``).
     units:    where its scale came from (``any4d.geometry.UNITS``).
     scores:   its candidates' scores (None with one candidate).
+    samples:  how many times it was sampled (``Completion.samples``).
     """
 
     frames: tuple[int, ...]
@@ -158,6 +159,7 @@ class WindowResult:
     failures: list[str]
     units: str
     scores: Tensor | None = None
+    samples: int = 1
 
 
 def window_mask(mask: Mask, window: Window, num_frames: int, context_streams) -> Mask:
@@ -238,6 +240,7 @@ def roll(
             failures=failures,
             units=result.units,
             scores=getattr(result, "scores", None),
+            samples=getattr(result, "samples", 1),
         )
         # Forget what no later window needs: only anchors and the recent overlap are context.
         later = {f for w in windows[index + 1 :] for f in w.frames}

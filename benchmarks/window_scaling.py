@@ -37,10 +37,12 @@ watcher = threading.Thread(target=watch, daemon=True)
 watcher.start()
 start = time.perf_counter()
 done = complete(video, task="geometry", out=out, sampler={"steps": steps}, progress=False)
+samples = sum(json.loads((Path(out) / "result.json").read_text())["samples"])
 seconds = time.perf_counter() - start
 running[0] = False
 watcher.join()
 print(json.dumps({"seconds": seconds, "frames": done.frames, "windows": done.windows,
+                  "samples": samples,
                   "peak": max(peak[0], rss()), "base": base}))
 """
 
@@ -73,8 +75,9 @@ def main() -> None:
     window = int(read_defaults(shipped_checkpoint())["num_frames"])
     print(f"shipped model, windows of {window} frames, video {args.width}x{args.height}, "
           f"{args.steps} steps, geometry")  # fmt: skip
-    print("| video | frames | windows | s / frame | peak RSS (MiB) | peak above start (MiB) |")
-    print("|---|---|---|---|---|---|")
+    print("| video | frames | windows | samples | s / frame | s / frame / sample "
+          "| peak RSS (MiB) | peak above start (MiB) |")  # fmt: skip
+    print("|---|---|---|---|---|---|---|---|")
     first = None
     with tempfile.TemporaryDirectory() as folder:
         for factor in args.factors:
@@ -85,12 +88,15 @@ def main() -> None:
             result = subprocess.run(command, capture_output=True, text=True, check=True)
             row = json.loads(result.stdout.strip().splitlines()[-1])
             per_frame = row["seconds"] / row["frames"]
+            # Windows whose rays give no camera are sampled again: per sample is the cost rate.
+            per_sample = per_frame * row["windows"] / row["samples"]
             peak, above = row["peak"] / 2**20, (row["peak"] - row["base"]) / 2**20
-            first = first or (per_frame, peak, above)
+            first = first or (per_frame, per_sample, peak, above)
             print(
-                f"| {factor}× | {row['frames']} | {row['windows']} | {per_frame:.3f} "
-                f"({per_frame / first[0]:.2f}×) | {peak:.0f} ({peak / first[1]:.2f}×) | "
-                f"{above:.0f} ({above / first[2]:.2f}×) |"
+                f"| {factor}× | {row['frames']} | {row['windows']} | {row['samples']} | "
+                f"{per_frame:.3f} ({per_frame / first[0]:.2f}×) | "
+                f"{per_sample:.3f} ({per_sample / first[1]:.2f}×) | "
+                f"{peak:.0f} ({peak / first[2]:.2f}×) | {above:.0f} ({above / first[3]:.2f}×) |"
             )
 
 
