@@ -97,8 +97,9 @@ class FrameSelection:
         """The chosen frame numbers of an input of ``count`` frames."""
         stop = count if self.stop is None else self.stop
         if self.start >= count or stop > count:
+            stop_text = "" if self.stop is None else self.stop
             raise ValueError(
-                f"--frames {self.start}:{self.stop} asks for frames up to "
+                f"--frames {self.start}:{stop_text} asks for frames up to "
                 f"{max(self.start, stop - 1)} but the input has {count} frames (0 … {count - 1})"
             )
         indices = list(range(self.start, stop, self.stride))
@@ -186,6 +187,9 @@ def complete(
     search = SearchConfig() if search is None else search
     if not isinstance(search, SearchConfig):
         raise ValueError(f"search is a {type(search).__name__} (expected a SearchConfig)")
+    for option, given in (("input", path), ("--cameras", cameras), ("--depth", depth)):
+        if given is not None and not Path(given).exists():
+            raise ValueError(f"{option} {given} does not exist")
     reader = UserClip(
         path,
         cameras=cameras,
