@@ -17,10 +17,9 @@ from any4d.data import Scene
 from any4d.data.synthetic import render_clip
 from any4d.demo import shipped_checkpoint
 from any4d.geometry import Cameras
-from any4d.model import Any4DTransformer, preset
 from any4d.pipeline import Any4DPipeline
-from any4d.tokenize import PixelTokenizer
 from any4d.viz.exports_geometry import read_depth_npz, read_depth_png16, read_ply
+from tests.tiny_pipeline import tiny_pipeline
 
 VIDEO_FRAMES, VIDEO_SIZE, VIDEO_FPS = 9, (24, 40), 10
 
@@ -28,13 +27,7 @@ VIDEO_FRAMES, VIDEO_SIZE, VIDEO_FPS = 9, (24, 40), 10
 @pytest.fixture(scope="module")
 def checkpoint(tmp_path_factory):
     """An untrained model of 3-frame 16 × 16 clips (its rays may determine no camera)."""
-    torch.manual_seed(0)
-    pipe = Any4DPipeline(
-        Any4DTransformer(preset("tiny")),
-        PixelTokenizer(2),
-        {"num_frames": 3, "height": 16, "width": 16, "steps": 2},
-    )
-    return pipe.save_pretrained(tmp_path_factory.mktemp("pipe"))
+    return tiny_pipeline().save_pretrained(tmp_path_factory.mktemp("pipe"))
 
 
 def frames_of(scene: Scene):

@@ -14,16 +14,12 @@ from any4d.model import Any4DTransformer, preset
 from any4d.pipeline import Any4DPipeline
 from any4d.tokenize import PixelTokenizer
 from any4d.train import load_config, train
+from tests.tiny_pipeline import tiny_pipeline
 
 
 @pytest.fixture(scope="module")
 def pipe():
-    torch.manual_seed(0)
-    return Any4DPipeline(
-        Any4DTransformer(preset("tiny")),
-        PixelTokenizer(2),
-        {"num_frames": 3, "height": 16, "width": 16, "steps": 3},
-    )
+    return tiny_pipeline(steps=3)
 
 
 @pytest.fixture(scope="module")

@@ -11,10 +11,9 @@ import torch
 from any4d.data.synthetic import render_clip
 from any4d.diffusion import PRESETS, NoiseConfig
 from any4d.geometry import Cameras, median_depth
-from any4d.model import Any4DTransformer, preset
-from any4d.pipeline import Any4DPipeline
 from any4d.tokenize import STREAMS, Observed, PixelTokenizer
 from any4d.train.step import prepare_micro_batch
+from tests.tiny_pipeline import tiny_pipeline
 
 # Where each preset's clip scale comes from; the others observe RGB alone ("relative").
 UNITS_OF = {
@@ -49,12 +48,7 @@ def micro_batch(truth, tokenizer, pattern):
 
 @pytest.fixture(scope="module")
 def pipe():
-    torch.manual_seed(0)
-    return Any4DPipeline(
-        Any4DTransformer(preset("tiny")),
-        Recording(2),
-        {"num_frames": 5, "height": 16, "width": 16, "steps": 1},
-    )
+    return tiny_pipeline(num_frames=5, steps=1, tokenizer=Recording(2))
 
 
 @pytest.fixture(scope="module")

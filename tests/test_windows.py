@@ -15,10 +15,8 @@ from any4d.data.fit import FrameFit
 from any4d.data.synthetic import render_clip
 from any4d.diffusion import Mask
 from any4d.geometry import Cameras, Similarity
-from any4d.model import Any4DTransformer, preset
-from any4d.pipeline import Any4DPipeline
-from any4d.tokenize import PixelTokenizer
 from any4d.windows import Window, WindowConfig, plan_windows, roll, window_mask
+from tests.tiny_pipeline import tiny_pipeline
 
 
 @pytest.mark.parametrize("frames", [1, 5, 6, 13, 40])
@@ -174,12 +172,7 @@ def test_sim3_stitching_undoes_each_windows_own_similarity():
 
 @pytest.fixture(scope="module")
 def pipe():
-    torch.manual_seed(0)
-    return Any4DPipeline(
-        Any4DTransformer(preset("tiny")),
-        PixelTokenizer(2),
-        {"num_frames": 3, "height": 16, "width": 16, "steps": 2},
-    )
+    return tiny_pipeline()
 
 
 def test_the_pipeline_completes_a_long_clip_at_its_own_size(pipe):
