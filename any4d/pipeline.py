@@ -9,6 +9,13 @@ to the pipeline's own (``pipe.sampler``: the defaults it was saved with). ``sear
 ``SearchConfig``: with several candidates, ``select="best"`` keeps the most self-consistent one
 (the paper's test-time search) and ``select="mean"`` their mean (``any4d.diffusion.search``).
 
+A clip of any length and size works: frames are fitted to the model's size (``fit="pad"``: the
+whole frame, resized and padded; ``any4d.data.fit``) and a clip longer than the model's is
+completed window by window, each window observing what the ones before completed
+(``window=WindowConfig(...)``; ``any4d.windows``); results come back for every frame at the
+scene's size. ``pipe.windows(...)`` yields them window by window (``any4d complete`` streams a
+video that way).
+
 ``task`` is a preset name (``any4d.diffusion.PRESETS``) or a mask spec (``"rgb:0,-1 rays:all"``):
 what the scene observes (its clean groups) must be in the scene. Observed modalities come back
 exactly as given; the rest is generated. Only what the task observes reaches the model — the rest
