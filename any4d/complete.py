@@ -178,15 +178,13 @@ def complete(
     conditioning, and a local directory with umT5's ``text_encoder/`` + ``tokenizer/``."""
     from any4d.data.readers.user import UserClip
     from any4d.demo import shipped_checkpoint
-    from any4d.pipeline import Any4DPipeline, read_defaults
+    from any4d.pipeline import Any4DPipeline, read_defaults, resolve_sampler, resolve_search
 
     # ---- every check before the model is loaded
     frames = FrameSelection() if frames is None else frames
     mask = _check_task(task)
-    sampler = _check_sampler(sampler)
-    search = SearchConfig() if search is None else search
-    if not isinstance(search, SearchConfig):
-        raise ValueError(f"search is a {type(search).__name__} (expected a SearchConfig)")
+    resolve_sampler(SamplerConfig(), sampler)  # its settings now, the checkpoint's later
+    search = resolve_search(search)
     for option, given in (("input", path), ("--cameras", cameras), ("--depth", depth)):
         if given is not None and not Path(given).exists():
             raise ValueError(f"{option} {given} does not exist")
@@ -207,7 +205,10 @@ def complete(
             "text_encoder/ + tokenizer/)"
         )
     defaults = read_defaults(checkpoint)
-    height, width = _frame_size(reader, sequence)
+    # Frame 0 read whole now, so that its files' checks (depth size, depth PNG bit depth) run
+    # before the model loads; its size is the clip's.
+    first = reader.read_frames(sequence, [indices[0]])
+    height, width = first.height, first.width
     _check_memory(search, defaults, len(indices))
     out = Path(out)
     staging = _staging_folder(out)
@@ -289,16 +290,6 @@ def _check_task(task) -> Mask:
     return mask
 
 
-def _check_sampler(sampler) -> SamplerConfig | Mapping[str, Any] | None:
-    """Settings are checked now (``SamplerConfig`` validates), the checkpoint's defaults later."""
-    if isinstance(sampler, Mapping):
-        unknown = sorted(set(sampler) - set(SamplerConfig.settings()))
-        if unknown:
-            raise ValueError(f"sampler has unknown settings {unknown}")
-        dataclasses.replace(SamplerConfig(), **sampler)
-    return sampler
-
-
 def _check_provides(mask: Mask, provides: tuple[str, ...]) -> None:
     options = {"depth": "--depth", "cameras": "--cameras"}
     for stream, need in (("depth", "depth"), ("ray_d", "cameras")):
@@ -307,12 +298,6 @@ def _check_provides(mask: Mask, provides: tuple[str, ...]) -> None:
                 f"task {str(mask)!r} observes {need} but none was given: pass {options[need]}, "
                 "or choose a task that generates it"
             )
-
-
-def _frame_size(reader, sequence) -> tuple[int, int]:
-    """(H, W) of the input's frames (one frame is decoded)."""
-    first = reader.read_frames(sequence, [0])
-    return first.height, first.width
 
 
 def _available_memory() -> int:
@@ -416,7 +401,12 @@ class _Outputs:
     def add(self, part) -> None:
         """One window's ``WindowResult``."""
         from any4d.viz import save_png
-        from any4d.viz.exports_geometry import DepthNpzWriter, PlyWriter, write_depth_png16
+        from any4d.viz.exports_geometry import (
+            DepthNpzWriter,
+            PlyWriter,
+            unstorable_in_png16,
+            write_depth_png16,
+        )
 
         scene = part.scene
         self.units = self.units or part.units
@@ -431,8 +421,7 @@ class _Outputs:
                 path = self.folder / "depth.npz"
                 self._depth = DepthNpzWriter(path, len(self.indices), *self.size).__enter__()
             self._depth.write(scene.depth)
-            code = (scene.depth * 1000).round()
-            self.unstorable += int(((scene.depth > 0) & ((code < 1) | (code > 65535))).sum())
+            self.unstorable += int(unstorable_in_png16(scene.depth).sum())
             with warnings.catch_warnings():  # counted above, reported once in result.json
                 warnings.simplefilter("ignore", UserWarning)
                 for name, frame in zip(names, scene.depth, strict=True):

@@ -257,19 +257,7 @@ class Any4DPipeline:
 
     def sampler_config(self, sampler: SamplerConfig | Mapping[str, Any] | None) -> SamplerConfig:
         """``sampler`` as given, the pipeline's own with a dict of changes, or its own (None)."""
-        if sampler is None or isinstance(sampler, SamplerConfig):
-            return sampler or self.sampler
-        if not isinstance(sampler, Mapping):
-            raise ValueError(
-                f"sampler is a {type(sampler).__name__} (expected a SamplerConfig, a dict of "
-                "changes to the pipeline's, or None)"
-            )
-        unknown = sorted(set(sampler) - set(SamplerConfig.settings()))
-        if unknown:
-            raise ValueError(
-                f"sampler has unknown settings {unknown} (expected {SamplerConfig.settings()})"
-            )
-        return dataclasses.replace(self.sampler, **sampler)
+        return resolve_sampler(self.sampler, sampler)
 
     @property
     def clip_length(self) -> int | None:
@@ -422,9 +410,7 @@ class Any4DPipeline:
         """One clip at a size the tokenizer takes: encode, sample (and search), decode.
         covered: (H, W) 1 where the input lies, 0 on padding (cameras are fitted to the rays
         of the covered pixels only); None: everywhere."""
-        search = SearchConfig() if search is None else search
-        if not isinstance(search, SearchConfig):
-            raise ValueError(f"search is a {type(search).__name__} (expected a SearchConfig)")
+        search = resolve_search(search)
         text, failures = text
         device = self.device
         mask = self.check_task(scene, task)
@@ -478,6 +464,33 @@ class Any4DPipeline:
             return None, ["text: the scene's text was not used (the pipeline has no text encoder)"]
         features = self.text_encoder.encode(text)
         return features.to(self.device, next(self.model.parameters()).dtype), []
+
+
+def resolve_sampler(
+    base: SamplerConfig, sampler: SamplerConfig | Mapping[str, Any] | None
+) -> SamplerConfig:
+    """``sampler`` as given, ``base`` with a dict of changes (each checked), or ``base``."""
+    if sampler is None or isinstance(sampler, SamplerConfig):
+        return sampler or base
+    if not isinstance(sampler, Mapping):
+        raise ValueError(
+            f"sampler is a {type(sampler).__name__} (expected a SamplerConfig, a dict of "
+            "changes to the pipeline's, or None)"
+        )
+    unknown = sorted(set(sampler) - set(SamplerConfig.settings()))
+    if unknown:
+        raise ValueError(
+            f"sampler has unknown settings {unknown} (expected {SamplerConfig.settings()})"
+        )
+    return dataclasses.replace(base, **sampler)
+
+
+def resolve_search(search: SearchConfig | None) -> SearchConfig:
+    """``search`` as given, or the default (one sample); anything else is an error."""
+    search = SearchConfig() if search is None else search
+    if not isinstance(search, SearchConfig):
+        raise ValueError(f"search is a {type(search).__name__} (expected a SearchConfig)")
+    return search
 
 
 def read_defaults(directory: str | Path) -> dict[str, Any]:

@@ -34,6 +34,7 @@ from any4d.data import Scene
 from any4d.data.fit import FrameFit
 from any4d.diffusion import Mask
 from any4d.geometry import Cameras, robust_umeyama, unproject
+from any4d.tokenize import STREAMS
 
 STITCHES = ("context", "sim3")
 # Points per overlap frame for the Sim(3) fit of stitched windows.
@@ -162,19 +163,22 @@ class WindowResult:
     samples: int = 1
 
 
-def window_mask(mask: Mask, window: Window, num_frames: int, context_streams) -> Mask:
-    """The mask of one window: the clip mask's clean frames that lie in it, and its context
-    frames in ``context_streams`` (those the completed context holds)."""
-    clean = {}
-    position = {f: i for i, f in enumerate(window.frames)}
-    context = set(range(window.context))
-    for stream in ("rgb", "depth", "ray_d", "ray_m"):
-        frames = {position[f] for f in mask.clean_frames(stream, num_frames) if f in position}
+def clean_sets(mask: Mask, num_frames: int) -> dict[str, frozenset[int]]:
+    """The clean clip frames of every stream, resolved once per clip (not per window)."""
+    return {stream: mask.clean_frames(stream, num_frames) for stream in STREAMS}
+
+
+def window_mask(clean: dict[str, frozenset[int]], window: Window, context_streams) -> Mask:
+    """The mask of one window: the clip's clean frames (``clean_sets``) that lie in it, and
+    its context frames in ``context_streams`` (those the completed context holds)."""
+    masked = {}
+    for stream in STREAMS:
+        frames = {i for i, f in enumerate(window.frames) if f in clean[stream]}
         if stream in context_streams:
-            frames |= context
+            frames |= set(range(window.context))
         if frames:
-            clean[stream] = tuple(sorted(frames))
-    return Mask(clean)
+            masked[stream] = tuple(sorted(frames))
+    return Mask(masked)
 
 
 def roll(
@@ -195,6 +199,7 @@ def roll(
     """
     if stitch not in STITCHES:
         raise ValueError(f"stitch is {stitch!r} (expected one of {STITCHES})")
+    clean = clean_sets(mask, num_frames)
     done: dict[int, Scene] = {}  # clip frame → its completed single-frame scene (model size)
     inputs: dict[int, Scene] = {}  # clip frame → its input frame at the model's size
     for index, window in enumerate(windows):
@@ -215,7 +220,7 @@ def roll(
         streams = _context_streams(scene, context)
         result = complete(
             scene,
-            window_mask(mask, dataclasses.replace(window, context=context), num_frames, streams),
+            window_mask(clean, dataclasses.replace(window, context=context), streams),
         )
         completed, failures = result.scene, list(result.failures)
         if own and index > 0:
@@ -234,7 +239,7 @@ def roll(
             done[frame] = model.frames([i])
         yield WindowResult(
             frames=window.new,
-            scene=_restore(model, source, fit, mask, window.new, num_frames),
+            scene=_restore(model, source, fit, clean, window.new),
             model=model,
             window=window,
             failures=failures,
@@ -242,8 +247,9 @@ def roll(
             scores=getattr(result, "scores", None),
             samples=getattr(result, "samples", 1),
         )
-        # Forget what no later window needs: only anchors and the recent overlap are context.
-        later = {f for w in windows[index + 1 :] for f in w.frames}
+        # Forget what no later window needs. The plan makes every frame a later window takes
+        # again (anchors, its overlap, frames it completes anew) a frame of the next window.
+        later = set(windows[index + 1].frames) if index + 1 < len(windows) else set()
         for cache in (done, inputs):
             for frame in [f for f in cache if f not in later]:
                 del cache[frame]
@@ -343,21 +349,19 @@ def join(scenes: Sequence[Scene]) -> Scene:
     )
 
 
-def _restore(
-    model: Scene, source: Scene, fit: FrameFit, mask: Mask, frames, num_frames: int
-) -> Scene:
+def _restore(model: Scene, source: Scene, fit: FrameFit, clean: dict, frames) -> Scene:
     """Window frames at the model's size → at the input's, with every observed modality put
     back exactly as the input gave it."""
     rgb = fit.restore_rgb(model.rgb, source.rgb).clone()
-    observed = [i for i, f in enumerate(frames) if f in mask.clean_frames("rgb", num_frames)]
+    observed = [i for i, f in enumerate(frames) if f in clean["rgb"]]
     if observed:
         rgb[observed] = source.rgb[observed].to(rgb)
     depth = None if model.depth is None else fit.restore_depth(model.depth).clone()
-    given = [i for i, f in enumerate(frames) if f in mask.clean_frames("depth", num_frames)]
+    given = [i for i, f in enumerate(frames) if f in clean["depth"]]
     if depth is not None and source.depth is not None and given:
         depth[given] = source.depth[given].to(depth)
     cameras = None if model.cameras is None else fit.restore_cameras(model.cameras)
-    posed = [i for i, f in enumerate(frames) if f in mask.clean_frames("ray_d", num_frames)]
+    posed = [i for i, f in enumerate(frames) if f in clean["ray_d"]]
     if cameras is not None and source.cameras is not None and posed:
         K, c2w = cameras.K.clone(), cameras.c2w.clone()
         K[posed] = source.cameras.K[posed].to(K)

@@ -15,7 +15,7 @@ from any4d.data.fit import FrameFit
 from any4d.data.synthetic import render_clip
 from any4d.diffusion import Mask
 from any4d.geometry import Cameras, Similarity
-from any4d.windows import Window, WindowConfig, plan_windows, roll, window_mask
+from any4d.windows import Window, WindowConfig, clean_sets, plan_windows, roll, window_mask
 from tests.tiny_pipeline import tiny_pipeline
 
 
@@ -76,9 +76,10 @@ def test_bad_window_settings_are_refused(field, value):
 
 def test_window_mask_observes_the_context_in_the_streams_it_holds():
     window = Window((3, 4, 5, 6, 7), 2, (5, 6, 7))
-    mask = window_mask(Mask.parse("video"), window, 20, ("rgb", "depth", "ray_d", "ray_m"))
+    clean = clean_sets(Mask.parse("video"), 20)
+    mask = window_mask(clean, window, ("rgb", "depth", "ray_d", "ray_m"))
     assert mask.clean == {s: (0, 1) for s in ("rgb", "depth", "ray_d", "ray_m")}
-    mask = window_mask(Mask.parse("geometry"), window, 20, ("rgb", "depth"))
+    mask = window_mask(clean_sets(Mask.parse("geometry"), 20), window, ("rgb", "depth"))
     assert mask.clean == {"rgb": (0, 1, 2, 3, 4), "depth": (0, 1)}
 
 

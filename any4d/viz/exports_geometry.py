@@ -342,7 +342,7 @@ def write_depth_png16(
     if depth.ndim != 2:
         raise ValueError(f"depth has shape {depth.shape} (expected one (H, W) map per PNG)")
     code = np.round(depth * scale)
-    lost = (depth > 0) & ((code < 1) | (code > _UINT16_MAX))
+    lost = unstorable_in_png16(depth, scale)
     if lost.any():
         warnings.warn(
             f"{int(lost.sum())} depth pixels outside [{0.5 / scale:g}, "
@@ -355,6 +355,14 @@ def write_depth_png16(
     with atomic_path(path) as temporary:
         Image.fromarray(code.astype(np.uint16)).save(temporary, format="PNG")
     return Path(path)
+
+
+def unstorable_in_png16(depth, scale: float = 1000.0) -> np.ndarray:
+    """Bool mask of the valid depths (metres, any shape) whose ``write_depth_png16`` code would
+    leave ``[1, 65535]`` at ``scale`` codes per metre (they are written as 0)."""
+    depth = _as_numpy(depth, "depth").astype(np.float64, copy=False)
+    code = np.round(depth * scale)
+    return (depth > 0) & ((code < 1) | (code > _UINT16_MAX))
 
 
 def read_depth_png16(path: str | os.PathLike, scale: float = 1000.0) -> Tensor:
