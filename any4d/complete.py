@@ -21,7 +21,9 @@ beside ``out`` and moved into place at the end: a failed run leaves an earlier `
     cameras/                 COLMAP text, nerfstudio transforms.json, TUM trajectory, our JSON
     cameras.png              the camera frustums and trajectory
     scene.safetensors        the completed Scene at the model's resolution (``any4d view``)
-    grid.png, video.mp4      RGB | depth | ray directions | ray moments (at the model's size)
+    grid.png, video.mp4      RGB | depth | ray directions | ray moments of the input's frames
+                             (scaled to 320 px), labelled, one depth colour bar; the video at
+                             the clip's fps, slowed to last at least 4 s
     result.json              input, frames, sizes, windows, task, settings, units, failures,
                              per window each candidate's score (None with one candidate)
 """
@@ -29,27 +31,22 @@ beside ``out`` and moved into place at the end: a failed run leaves an earlier `
 from __future__ import annotations
 
 import dataclasses
-import json
 import math
 import os
 import shutil
 import tempfile
-import warnings
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import torch
-
+from any4d.complete_outputs import CompletionWriter
 from any4d.data import Scene
 from any4d.diffusion import Mask, SamplerConfig, SearchConfig
 from any4d.windows import WindowConfig
 
 # At most this many points of each frame go into points.ply (a long video stays viewable).
 POINTS_PER_FRAME = 20_000
-# Frames shown in grid.png (spread over the clip).
-GRID_FRAMES = 8
 
 
 @dataclass(frozen=True)
@@ -219,7 +216,10 @@ def complete(
         sampler = pipe.sampler_config(sampler)
         plan, frame_fit = pipe.plan(len(indices), (height, width), window, fit)
         fps = sequence.fps / frames.stride
-        writer = _Outputs(staging, indices, (height, width), fps, sequence.fps, points_per_frame)
+        writer = CompletionWriter(
+            staging, indices, (height, width), fps, sequence.fps, points_per_frame,
+            title=f"any4d complete · {Path(path).name} · {task}",
+        )  # fmt: skip
 
         def read(positions: list[int]) -> Scene:
             return reader.read_frames(sequence, [indices[i] for i in positions], fps=fps)
@@ -360,175 +360,3 @@ def _move_into_place(staging: Path, out: Path) -> None:
         shutil.rmtree(old, ignore_errors=True)
     else:
         os.replace(staging, out)
-
-
-# ---------------------------------------------------------------------- outputs
-
-
-class _Outputs:
-    """Writes a completion window by window into ``folder``.
-
-    indices: the clip's video frame numbers (names of the per-frame files). size: (H, W) of the
-    input. fps: of the clip (after the stride); video_fps: of the input (TUM timestamps are the
-    frames' times in the video)."""
-
-    def __init__(self, folder, indices, size, fps, video_fps, points_per_frame) -> None:
-        self.folder, self.indices, self.size = folder, indices, size
-        self.fps, self.video_fps, self.points_per_frame = fps, video_fps, points_per_frame
-        self.names = [f"{i:06d}.png" for i in indices]
-        self.written: list[str] = []
-        self.failures: list[str] = []
-        self.units: str | None = None
-        self.skew = 0.0
-        self.scores: list = []
-        self.samples: list[int] = []  # per window: 1, or more when its rays gave no camera
-        self.unstorable = 0  # depth pixels a millimetre PNG cannot hold
-        self._depth = self._points = None
-        self._cameras: list = []
-        self._model: list[Scene] = []
-        self._generator = torch.Generator().manual_seed(0)
-
-    def __enter__(self) -> _Outputs:
-        return self
-
-    def __exit__(self, kind, error, trace) -> None:
-        for writer in (self._depth, self._points):
-            if writer is not None:
-                writer.__exit__(kind, error, trace)
-        if kind is None:
-            self._finish()
-
-    def add(self, part) -> None:
-        """One window's ``WindowResult``."""
-        from any4d.viz import save_png
-        from any4d.viz.exports_geometry import (
-            DepthNpzWriter,
-            PlyWriter,
-            unstorable_in_png16,
-            write_depth_png16,
-        )
-
-        scene = part.scene
-        self.units = self.units or part.units
-        self.failures += [f for f in part.failures if f not in self.failures]
-        self.scores.append(None if part.scores is None else part.scores.tolist())
-        self.samples.append(part.samples)
-        names = [self.names[f] for f in part.frames]
-        for name, frame in zip(names, scene.rgb, strict=True):
-            save_png((frame + 1) / 2, self.folder / "frames" / name)
-        if scene.depth is not None:
-            if self._depth is None:
-                path = self.folder / "depth.npz"
-                self._depth = DepthNpzWriter(path, len(self.indices), *self.size).__enter__()
-            self._depth.write(scene.depth)
-            self.unstorable += int(unstorable_in_png16(scene.depth).sum())
-            with warnings.catch_warnings():  # counted above, reported once in result.json
-                warnings.simplefilter("ignore", UserWarning)
-                for name, frame in zip(names, scene.depth, strict=True):
-                    write_depth_png16(self.folder / "depth" / name, frame[0])
-        if scene.depth is not None and scene.cameras is not None:
-            if self._points is None:
-                self._points = PlyWriter(self.folder / "points.ply").__enter__()
-            for i in range(scene.num_frames):
-                self._points.add(*self._frame_points(scene, i))
-        self._cameras.append(scene.cameras)
-        self._model.append(part.model)
-
-    def _frame_points(self, scene: Scene, i: int):
-        from any4d.geometry import unproject
-        from any4d.viz.exports_geometry import subsample_points
-
-        depth = scene.depth[i]  # (1, H, W)
-        valid = depth[0] > 0
-        xyz = unproject(depth, scene.cameras[i]).permute(1, 2, 0)[valid]  # (N, 3)
-        rgb = ((scene.rgb[i] + 1) * 127.5).round().clamp(0, 255).byte().permute(1, 2, 0)[valid]
-        return subsample_points(xyz.float(), rgb, self.points_per_frame, generator=self._generator)
-
-    def _finish(self) -> None:
-        from any4d.geometry import Cameras
-        from any4d.viz import plot_cameras, save_clip_grid, scene_video
-        from any4d.windows import join
-
-        if self.unstorable:
-            self.failures.append(
-                f"depth/*.png: {self.unstorable} pixels outside [0.5 mm, 65.5 m) are written as "
-                "0 (invalid) there; depth.npz holds their values"
-            )
-        if self._depth is not None:
-            self.written += ["frames/", "depth/", "depth.npz"]
-        else:
-            self.written.append("frames/")
-        if self._points is not None:
-            self.written.append("points.ply")
-        model = join(self._model)
-        cameras = None
-        if all(c is not None for c in self._cameras):
-            cameras = Cameras.cat(self._cameras)
-            cameras, self.skew = without_skew(cameras)
-            self._write_cameras(cameras)
-            plot_cameras(self.folder / "cameras.png", cameras, image_size=self.size)
-            self.written += ["cameras/", "cameras.png"]
-            model = dataclasses.replace(model, cameras=without_skew(model.cameras)[0])
-        elif self._points is not None:
-            self.failures.append(
-                "points.ply: some windows determined no camera, so the point cloud holds only "
-                "the windows that did"
-            )
-        model = dataclasses.replace(model, fps=self.fps)
-        model.save(self.folder / "scene.safetensors")
-        spread = torch.linspace(0, model.num_frames - 1, min(GRID_FRAMES, model.num_frames))
-        save_clip_grid(
-            model.frames(spread.round().long().unique().tolist()), self.folder / "grid.png"
-        )
-        scene_video(model, self.folder / "video.mp4")
-        self.written += ["scene.safetensors", "grid.png", "video.mp4"]
-
-    def _write_cameras(self, cameras) -> None:
-        from any4d.viz.exports_cameras import (
-            write_cameras_json,
-            write_colmap_text,
-            write_transforms_json,
-            write_tum,
-        )
-
-        folder = self.folder / "cameras"
-        write_colmap_text(folder / "colmap", cameras, self.size, image_names=self.names)
-        images = [f"../frames/{n}" for n in self.names]
-        write_transforms_json(folder / "transforms.json", cameras, self.size, images)
-        times = torch.tensor(self.indices, dtype=torch.float64) / self.video_fps
-        write_tum(folder / "trajectory.tum", cameras, timestamps=times)
-        write_cameras_json(folder / "cameras.json", cameras, self.size, fps=self.fps)
-
-    def record(self) -> dict[str, Any]:
-        units = self.units or "relative"
-        return {
-            "failures": self.failures,
-            "scores": self.scores,
-            "samples": self.samples,
-            "skew_removed_px": self.skew,
-            "units": units,
-            "depth_units": {
-                "depth": "the input's units (the scale of its observed depth)",
-                "cameras": "the input's units (the scale of its observed camera path)",
-            }.get(units, "relative (median depth about 1): the task observed no scale"),
-            "written": self.written + ["result.json"],
-        }
-
-    def write_json(self, name: str, record: dict) -> None:
-        (self.folder / name).write_text(json.dumps(record, indent=2))
-
-
-def without_skew(cameras):
-    """The nearest zero-skew intrinsics (``K[0, 1] = 0``) and the largest skew removed, in
-    pixels (0.0 when there was none). Cameras recovered from predicted rays have a general
-    upper-triangular K; COLMAP's PINHOLE, nerfstudio and our own exports hold none."""
-    from any4d.geometry import Cameras
-
-    if cameras is None:
-        return None, 0.0
-    skew = float(cameras.K[..., 0, 1].abs().max())
-    if skew == 0.0:
-        return cameras, 0.0
-    K = cameras.K.clone()
-    K[..., 0, 1] = 0.0
-    return Cameras.unchecked(K, cameras.c2w), skew

@@ -24,9 +24,12 @@ posterior mean, which a single sample is not. The floors, checked on every ``any
   Scale columns are shown only where the task observes a scale (``Completion.units``); averaged
   over clips geometrically.
 
-Writes ``<out>/<preset>.png`` and ``<out>/<preset>.mp4`` (the truth above the completion: RGB,
-depth, rays), ``<out>/geometry_cameras.png`` (predicted vs true cameras, aligned),
-``<out>/table.md`` and ``<out>/results.json``.
+Writes, for each preset, ``<out>/<preset>.png`` (truth, completion and error rows over the
+clip's frames: RGB, depth, ray directions, ray moments, the predicted depth aligned as AbsRel
+aligns it, one depth scale with a colour bar in metres), ``<preset>.mp4`` and ``<preset>.gif``
+(the same frame by frame, slowed to last 4 s) and, where the preset generates cameras,
+``<preset>_cameras.png`` (clip frame and Sim(3)-aligned frustums, rotation and centre errors
+per frame); then ``<out>/table.md`` and ``<out>/results.json``.
 """
 
 from __future__ import annotations
@@ -169,7 +172,6 @@ def run_demo(
     the dict of changes says otherwise. candidates: K of the mean-of-K rows scored for the
     presets with floors (≤ 1: none)."""
     from any4d.pipeline import Any4DPipeline
-    from any4d.viz import clip_grid, comparison_video, plot_cameras, save_png
 
     started = time.perf_counter()
     pipe = Any4DPipeline.from_pretrained(checkpoint or shipped_checkpoint())
@@ -189,11 +191,7 @@ def run_demo(
             mean, _ = score_preset(pipe, preset, clips, sampler, seed, progress, candidates)
             single = results[preset]
             results[preset] = {OURS: single.pop(OURS), **mean, **single}
-        comparison_video({"truth": truth, preset: result.scene}, out / f"{preset}.mp4")
-        if preset == "geometry" and result.scene.cameras is not None:
-            cameras = result.scene.cameras
-            plot_cameras(out / "geometry_cameras.png", cameras, reference=truth.cameras, align=True)
-        save_png(_stack([clip_grid(truth), clip_grid(result.scene)]), out / f"{preset}.png")
+        write_pictures(out, preset, truth, result)
     results["floors"] = check_floors(results)
     results["seconds"] = time.perf_counter() - started
     (out / "results.json").write_text(json.dumps(results, indent=2))
@@ -201,15 +199,36 @@ def run_demo(
     return results
 
 
-def _stack(images, gap: int = 6):
-    """(3, H_i, W) images one above the other with white gaps."""
-    width = max(i.shape[-1] for i in images)
-    parts = []
-    for image in images:
-        padded = torch.ones(3, image.shape[1], width)
-        padded[:, :, : image.shape[-1]] = image
-        parts += [padded, torch.ones(3, gap, width)]
-    return torch.cat(parts[:-1], dim=1)
+def write_pictures(out: Path, preset: str, truth, result) -> list[Path]:
+    """The pictures of one preset's first clip: ``<preset>.png`` / ``.mp4`` / ``.gif`` (truth,
+    the completion as scored and their error on one colour scale, ``any4d.viz.figures``) and,
+    where the preset generates cameras, ``<preset>_cameras.png`` (clip frame, aligned, errors).
+    Returns the paths written."""
+    from any4d.viz.camera_figure import plot_camera_comparison
+    from any4d.viz.figures import compare, write_comparison
+
+    mask, frames = PRESETS[preset], truth.num_frames
+    generates = {s: len(mask.clean_frames(s, frames)) < frames for s in ("depth", "ray_d")}
+    comparison = compare(
+        truth,
+        result.scene,
+        depth_generated=generates["depth"],
+        cameras_generated=generates["ray_d"],
+        given=sorted(mask.clean_frames("rgb", frames)),
+    )
+    title = f"any4d demo · {preset} · held-out clip 0"
+    paths = write_comparison(comparison, out / preset, title=title)
+    if generates["ray_d"] and result.scene.cameras is not None:
+        paths.append(
+            plot_camera_comparison(
+                out / f"{preset}_cameras.png",
+                result.scene.cameras,
+                truth.cameras,
+                fps=truth.fps,
+                title=f"any4d demo · {preset} · cameras of held-out clip 0",
+            )
+        )
+    return paths
 
 
 def check_floors(results: dict) -> dict[str, dict[str, bool | None]]:

@@ -107,6 +107,38 @@ def test_complete_a_video_covers_every_frame_at_its_resolution(tmp_path, video, 
     assert np.array_equal(first, frames_of(source)[0])
 
 
+def test_the_pictures_show_the_input_frames_legibly(predicted):
+    """grid.png and video.mp4 show the input's own frames (not the model's 16 × 16), upscaled
+    to a legible size, with one colour bar; the video lasts at least 4 s; the display scratch
+    files are gone."""
+    import av
+
+    out, _ = predicted
+    with Image.open(out / "grid.png") as grid:
+        assert max(grid.size) >= 512
+        pixels = np.asarray(grid.convert("RGB"))
+    with av.open(str(out / "video.mp4")) as container:
+        stream = container.streams.video[0]
+        frames = [f.to_ndarray(format="rgb24") for f in container.decode(stream)]
+        seconds = len(frames) / float(stream.average_rate)
+    assert len(frames) == 4 and seconds >= 4.0 - 1e-6  # frames 1, 3, 5, 7 at 5 fps → slowed
+    assert max(frames[0].shape[:2]) >= 512
+    # The input's aspect ratio (40 × 24) is kept: an upscaled input frame is in the grid.
+    from any4d.viz.layout import upscale_factor
+
+    factor = upscale_factor(*VIDEO_SIZE)
+    first = np.asarray(Image.open(out / "frames" / "000001.png").convert("RGB"))
+    tile = first.repeat(factor, 0).repeat(factor, 1)
+    found = any(
+        np.abs(pixels[y : y + tile.shape[0], x : x + tile.shape[1]].astype(int) - tile).mean() < 1
+        for y in range(0, 80)
+        for x in range(0, 200)
+        if pixels[y : y + tile.shape[0], x : x + tile.shape[1]].shape == tile.shape
+    )
+    assert found, "the first input frame, upscaled, is not in grid.png"
+    assert not list(out.glob(".display-*"))
+
+
 def test_frame_options_choose_fewer(tmp_path, video, checkpoint):
     out = tmp_path / "out"
     args = ("--frames", "2:9", "--stride", "3", "--max-frames", "2")
@@ -214,12 +246,12 @@ def test_a_failed_run_leaves_the_previous_out_untouched(tmp_path, video, checkpo
     assert run(video, "--checkpoint", checkpoint, "--out", out) == 0
     before = {p.relative_to(out): p.read_bytes() for p in out.rglob("*") if p.is_file()}
 
-    from any4d import complete
+    from any4d import complete_outputs
 
     def broken(self):
         raise ValueError("the disk broke while writing the pictures")
 
-    monkeypatch.setattr(complete._Outputs, "_finish", broken)
+    monkeypatch.setattr(complete_outputs.CompletionWriter, "_finish", broken)
     assert run(video, "--checkpoint", checkpoint, "--out", out, "--task", "video") == 1
     after = {p.relative_to(out): p.read_bytes() for p in out.rglob("*") if p.is_file()}
     assert after == before
@@ -382,7 +414,7 @@ def test_16bit_grey_frames_are_read_from_their_bit_depth(inputs, checkpoint):
 
 
 def test_predicted_skew_is_removed_for_the_exports():
-    from any4d.complete import without_skew
+    from any4d.complete_outputs import without_skew
 
     cameras = render_clip(1, num_frames=3, height=16, width=16).cameras
     same, skew = without_skew(cameras)

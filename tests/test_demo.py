@@ -13,6 +13,20 @@ from any4d.pipeline import Any4DPipeline
 from any4d.tokenize import PixelTokenizer
 
 
+def _long_side(path) -> int:
+    """The long side in pixels of a PNG / GIF (Pillow) or an MP4 (PyAV)."""
+    if path.suffix == ".mp4":
+        import av
+
+        with av.open(str(path)) as container:
+            stream = container.streams.video[0]
+            return max(stream.width, stream.height)
+    from PIL import Image
+
+    with Image.open(path) as image:
+        return max(image.size)
+
+
 def test_demo_runs_every_preset_and_writes_pictures_and_table(tmp_path, capsys):
     torch.manual_seed(0)
     pipe = Any4DPipeline(
@@ -40,9 +54,17 @@ def test_demo_runs_every_preset_and_writes_pictures_and_table(tmp_path, capsys):
     printed = capsys.readouterr().out
     results = json.loads((tmp_path / "demo" / "results.json").read_text())
     for name in PRESETS:
-        assert (tmp_path / "demo" / f"{name}.png").is_file()
-        assert (tmp_path / "demo" / f"{name}.mp4").is_file()
+        for suffix in (".png", ".mp4", ".gif"):
+            assert _long_side(tmp_path / "demo" / f"{name}{suffix}") >= 512, (name, suffix)
         assert f"| {name} | any4d |" in printed
+    # Camera figures for the presets that generate cameras, where the untrained model's rays
+    # gave some; never for those that observe them.
+    figures = {
+        p.name.removesuffix("_cameras.png"): p for p in (tmp_path / "demo").glob("*_cameras.png")
+    }
+    assert set(figures) <= {"geometry", "sparse_geometry", "depth_to_video", "video"}
+    for path in figures.values():
+        assert _long_side(path) >= 512
     assert list(results["geometry"])[:2] == ["any4d", "any4d mean of 8"]
     assert "| interpolate | any4d mean of 8 |" in printed
     assert "| video | any4d mean of 8 |" not in printed  # only where there are floors

@@ -20,7 +20,7 @@ DEFAULT_PERCENTILES = (2.0, 98.0)
 _LUT_SIZE = 256
 
 
-def _colormap_table(name: str, *, dtype: torch.dtype, device) -> Tensor:
+def colormap_table(name: str, *, dtype: torch.dtype, device) -> Tensor:
     """(N, 3) RGB lookup table of the matplotlib colormap ``name``, low end first."""
     try:
         import matplotlib
@@ -133,7 +133,7 @@ def colorize_depth(
     else:
         position = ((inverse - inv_far) / span).clamp(0, 1)  # 1 = near, 0 = far
 
-    table = _colormap_table(cmap, dtype=depth.dtype, device=depth.device)
+    table = colormap_table(cmap, dtype=depth.dtype, device=depth.device)
     index = (position.squeeze(-3) * (table.shape[0] - 1)).round().long()  # (..., H, W)
     colour = table[index].movedim(-1, -3)  # (..., 3, H, W)
     return colour * mask.to(depth.dtype)
@@ -150,17 +150,21 @@ def colorize_rays(rays: Tensor) -> Tensor:
     return ((rays[..., :3, :, :] + 1) / 2).clamp(0, 1)
 
 
-def colorize_moments(rays: Tensor) -> Tensor:
-    """Ray moments as colour: ``(m / max|m| + 1) / 2``.
+def colorize_moments(rays: Tensor, scale: float | None = None) -> Tensor:
+    """Ray moments as colour: ``(m / scale + 1) / 2``.
 
-    rays: (..., 6, H, W) Plücker rays ``(d, m)``. The moments are divided by their largest norm
-    over the WHOLE input, so frames of one clip share a scale and relative magnitudes stay
-    visible. Returns (..., 3, H, W) in ``[0, 1]``; zero moment (a camera at the origin, e.g. the
-    first frame of a clip relative to its first camera) is mid-grey.
+    rays: (..., 6, H, W) Plücker rays ``(d, m)``. scale: the moment norm that reaches full
+    colour; default the largest norm over the WHOLE input, so frames of one clip share a scale
+    and relative magnitudes stay visible (give one scale to compare clips: larger moments
+    saturate). Returns (..., 3, H, W) in ``[0, 1]``; zero moment (a camera at the origin, e.g.
+    the first frame of a clip relative to its first camera) is mid-grey.
     """
     check_ray_map(rays)
     moments = rays[..., 3:, :, :]
-    scale = norm(moments, dim=-3).amax() if moments.numel() else moments.new_zeros(())
+    if scale is None:
+        scale = norm(moments, dim=-3).amax() if moments.numel() else moments.new_zeros(())
+    elif not 0 <= float(scale) < float("inf"):
+        raise ValueError(f"scale is {scale!r} (expected a finite moment norm ≥ 0)")
     if scale <= 0:
         return torch.full_like(moments, 0.5)
     return ((moments / scale + 1) / 2).clamp(0, 1)

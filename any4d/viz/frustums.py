@@ -145,7 +145,6 @@ def plot_cameras(
     try:
         from matplotlib.backends.backend_agg import FigureCanvasAgg
         from matplotlib.figure import Figure
-        from mpl_toolkits.mplot3d.art3d import Line3DCollection
     except ImportError as error:
         raise ImportError('plotting cameras needs matplotlib: pip install "any4d[viz]"') from error
     if len(labels) != 2:
@@ -160,20 +159,53 @@ def plot_cameras(
     sets = [(cameras, labels[0], _COLOURS[0])]
     if reference is not None:
         sets.append((reference, labels[1], _COLOURS[1]))
+
+    figure = Figure(figsize=(width / 100, height / 100), dpi=100)
+    FigureCanvasAgg(figure)
+    # Margins so that the title and the tick labels of the 3D box stay inside the picture.
+    figure.subplots_adjust(left=0.02, right=0.95, bottom=0.04, top=0.92 if title else 0.98)
+    axes = figure.add_subplot(projection="3d")
+    draw_trajectories(axes, sets, image_size, _DEPTH_FRACTION, max_frustums, depth=depth)
+    if title:
+        figure.suptitle(title, fontsize=13)
+
+    path = Path(path)
+    with atomic_path(path, suffix=".png") as temporary:
+        figure.savefig(temporary, format="png", dpi=100)
+    return path
+
+
+def draw_trajectories(
+    axes,
+    sets: list[tuple[Cameras, str, str]],
+    image_size: tuple[int, int] | None,
+    depth_fraction: float,
+    max_frustums: int,
+    *,
+    depth: float | None = None,
+) -> float:
+    """Draw camera sets into a matplotlib 3D ``axes``: frustums, trajectory lines, a dot at the
+    first centre, equal axis scales, the plot axes ``(x, z, −y)`` labelled, a legend.
+
+    sets: ``(cameras (N,), label, colour)`` each. image_size: ``(height, width)`` of the
+    intrinsics (default twice the first set's principal point). depth: frustum z-depth in scene
+    units (default ``depth_fraction`` of the largest side of the centres' bounding box, 1 when
+    they coincide). max_frustums: frustums per set, evenly spaced with the first and last.
+    Returns the frustum depth used.
+    """
+    from mpl_toolkits.mplot3d.art3d import Line3DCollection
+
+    sets = [(c.to(device="cpu", dtype=torch.float64), label, colour) for c, label, colour in sets]
+    first = sets[0][0]
     image_size = _check_size(
         image_size
         if image_size is not None
-        else (round(2 * float(cameras.K[0, 1, 2])), round(2 * float(cameras.K[0, 0, 2])))
+        else (round(2 * float(first.K[0, 1, 2])), round(2 * float(first.K[0, 0, 2])))
     )
     centres = torch.cat([c.centers for c, _, _ in sets])
     if depth is None:
         extent = float((centres.amax(0) - centres.amin(0)).amax())
-        depth = _DEPTH_FRACTION * extent if extent > 0 else 1.0
-
-    figure = Figure(figsize=(width / 100, height / 100), dpi=100)
-    FigureCanvasAgg(figure)
-    figure.subplots_adjust(left=0, right=1, bottom=0, top=1)  # a 3D box leaves its own margin
-    axes = figure.add_subplot(projection="3d")
+        depth = depth_fraction * extent if extent > 0 else 1.0
     points = [centres]
     for group, label, colour in sets:
         shown = group[frame_indices(group.shape[0], max_frustums)]
@@ -191,15 +223,11 @@ def plot_cameras(
     axes.set_xlim(float(middle[0]) - half, float(middle[0]) + half)
     axes.set_ylim(float(middle[1]) - half, float(middle[1]) + half)
     axes.set_zlim(float(middle[2]) - half, float(middle[2]) + half)
-    axes.set_box_aspect((1, 1, 1))
+    axes.set_box_aspect((1, 1, 1), zoom=0.85)
+    axes.locator_params(nbins=4)  # fewer ticks: their labels would overlap
+    axes.tick_params(labelsize=8)
     axes.set_xlabel("x")
     axes.set_ylabel("z (forward)")
     axes.set_zlabel("−y (up)")
-    axes.legend(loc="upper right")
-    if title:
-        axes.set_title(title)
-
-    path = Path(path)
-    with atomic_path(path, suffix=".png") as temporary:
-        figure.savefig(temporary, format="png", dpi=100)
-    return path
+    axes.legend(loc="upper right", fontsize=9)
+    return depth

@@ -11,7 +11,7 @@ PyAV and Pillow are imported only by the functions that write files.
 from __future__ import annotations
 
 import os
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from fractions import Fraction
 from pathlib import Path
 
@@ -76,24 +76,38 @@ def _pad_to_even(pixels: Tensor) -> Tensor:
     return pixels
 
 
-def _write_mp4(pixels: Tensor, path: str, fps: float) -> None:
+def _write_mp4(frames: Iterable[Tensor], path: str, fps: float) -> int:
+    """Encode (H, W, 3) uint8 frames one at a time (memory does not grow with the clip); every
+    frame must have the first one's size. Returns the number of frames."""
     try:
         import av
     except ImportError as error:
         raise ImportError(
             'writing MP4 videos needs PyAV: pip install "any4d[viz]" (or pip install av)'
         ) from error
-    pixels = _pad_to_even(pixels)
-    _, height, width, _ = pixels.shape
     codec = "libx264" if "libx264" in av.codecs_available else "h264"
     rate = Fraction(fps).limit_denominator(_MAX_FPS_DENOMINATOR)
+    count, size = 0, None
     with av.open(path, mode="w", format="mp4") as container:
         options = {"crf": str(_CRF)} if codec == "libx264" else {}
         stream = container.add_stream(codec, rate=rate, options=options)
-        stream.width, stream.height, stream.pix_fmt = width, height, "yuv420p"
-        for frame in pixels.numpy():
-            container.mux(stream.encode(av.VideoFrame.from_ndarray(frame, format="rgb24")))
+        for frame in frames:
+            frame = _pad_to_even(frame[None])[0]
+            if size is None:
+                size = tuple(frame.shape)
+                stream.height, stream.width = size[:2]
+                stream.pix_fmt = "yuv420p"
+            elif tuple(frame.shape) != size:
+                raise ValueError(
+                    f"frame {count} is {tuple(frame.shape)} (expected the first frame's {size})"
+                )
+            image = av.VideoFrame.from_ndarray(frame.numpy(), format="rgb24")
+            container.mux(stream.encode(image))
+            count += 1
+        if count == 0:
+            raise ValueError("frames is empty (expected at least one frame)")
         container.mux(stream.encode())  # flush the encoder's delayed frames
+    return count
 
 
 def _write_gif(pixels: Tensor, path: str, fps: float) -> None:
@@ -135,8 +149,26 @@ def save_video(path: str | os.PathLike, frames: Tensor, fps: float = 10) -> Path
     fps = _check_fps(fps)
     pixels = _check_frames(frames)
     with atomic_path(path, suffix=suffix) as temporary:
-        (_write_mp4 if suffix == ".mp4" else _write_gif)(pixels, str(temporary), fps)
+        if suffix == ".mp4":
+            _write_mp4(iter(pixels), str(temporary), fps)
+        else:
+            _write_gif(pixels, str(temporary), fps)
     return path
+
+
+def stream_video(path: str | os.PathLike, frames: Iterable[Tensor], fps: float) -> int:
+    """Write an ``.mp4`` from frames produced one at a time, atomically, as ``save_video``.
+
+    frames: an iterable of (3, H, W) uint8 (or float in ``[0, 1]``) images of one size — a long
+    clip never has to be in memory at once. Returns the number of frames written.
+    """
+    path = Path(path)
+    if path.suffix.lower() != ".mp4":
+        raise ValueError(f"path {path} has suffix {path.suffix!r} (expected '.mp4')")
+    fps = _check_fps(fps)
+    pixels = (_check_frames(frame[None])[0] for frame in frames)
+    with atomic_path(path, suffix=".mp4") as temporary:
+        return _write_mp4(pixels, str(temporary), fps)
 
 
 # ---------------------------------------------------------------------------- one clip
