@@ -109,7 +109,10 @@ def _demo(args: argparse.Namespace) -> int:
     )
     print(markdown(results))
     seconds = results["seconds"]
-    print(f"wrote {args.out}/table.md, results.json and one picture per task ({seconds:.0f} s)")
+    print(
+        f"wrote {args.out}/table.md, results.json and per task a picture, a video and a GIF "
+        f"({seconds:.0f} s)"
+    )
     return 0
 
 
