@@ -152,25 +152,31 @@ def _complete(args: argparse.Namespace) -> int:
 
 
 def _view(args: argparse.Namespace) -> int:
+    if args.align and args.reference is None:  # before loading anything
+        args.usage_error("--align needs --reference (the scene to align onto)")
     import time
 
     from any4d.data import Scene
     from any4d.viz.viewer import show_scene
 
     reference = None if args.reference is None else Scene.load(args.reference)
-    server = show_scene(
+    viewer = show_scene(
         Scene.load(args.scene),
         reference=reference,
+        align=args.align,
         port=args.port,
         host=args.host,
         point_stride=args.point_stride,
+        point_size=args.point_size,
+        max_points_per_frame=args.max_points,
+        fps=args.fps,
     )
-    print(f"viewer at http://{args.host}:{server.get_port()} (Ctrl-C to stop)")
+    print(f"viewer at http://{args.host}:{viewer.server.get_port()} (Ctrl-C to stop)")
     try:
         while True:
             time.sleep(1.0)
     except KeyboardInterrupt:
-        server.stop()
+        viewer.close()
     return 0
 
 
@@ -503,14 +509,38 @@ def _add_view(commands) -> None:
     view = commands.add_parser(
         "view",
         help="an interactive 4D viewer of a saved scene (point clouds over time, frustums)",
-        description="Serve a Scene (e.g. scene.safetensors from any4d complete) to a browser.",
+        description="Serve a Scene (e.g. scene.safetensors from any4d complete) to a browser: "
+        "point clouds and cameras per frame, playback, a legend.",
     )
     view.add_argument("scene", help="a Scene file (.safetensors)")
     view.add_argument("--reference", default=None, help="a second Scene drawn in blue")
-    view.add_argument("--port", type=int, default=8080)
+    view.add_argument(
+        "--align",
+        action="store_true",
+        help="move the scene (cameras and points) onto --reference by the Sim(3) of the camera "
+        "centres, as the pose metrics do",
+    )
+    view.add_argument(
+        "--fps", type=_positive_float, default=None, help="playback rate (default: the scene's)"
+    )
+    view.add_argument(
+        "--point-size",
+        type=_positive_float,
+        default=None,
+        help="in world units (default: a pixel's footprint at the median depth)",
+    )
+    view.add_argument(
+        "--max-points",
+        type=_positive_int,
+        default=50_000,
+        metavar="N",
+        help="at most N points per frame, a fixed random draw (default 50000)",
+    )
+    port = _checked(int, lambda v: 0 <= v <= 65535, "a port in 0..65535")
+    view.add_argument("--port", type=port, default=8080, help="0: any free port (default 8080)")
     view.add_argument("--host", default="localhost", help="0.0.0.0 to serve the network")
     view.add_argument("--point-stride", type=_positive_int, default=1, help="every n-th pixel")
-    view.set_defaults(handler=_view)
+    view.set_defaults(handler=_view, usage_error=view.error)
 
 
 def build_parser() -> argparse.ArgumentParser:

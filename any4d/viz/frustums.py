@@ -15,10 +15,10 @@ from pathlib import Path
 import torch
 from torch import Tensor
 
-from any4d.geometry import Similarity, umeyama
 from any4d.geometry.cameras import Cameras
 from any4d.io import atomic_path
 from any4d.viz.grid import frame_indices
+from any4d.viz.scene_align import camera_similarity
 
 # Frustum depth when none is given: this fraction of the largest side of the trajectory's
 # bounding box — big enough to see the orientation, small enough that frustums rarely overlap.
@@ -66,28 +66,12 @@ def align_cameras(cameras: Cameras, reference: Cameras) -> Cameras:
     """``cameras`` moved by the similarity that best maps their centres onto ``reference``'s.
 
     cameras, reference: batch shape (N,), the same N, frame ``i`` against frame ``i``. The
-    similarity is Umeyama's Sim(3) least-squares fit of the centres (``any4d.eval.umeyama``,
-    what the pose metrics use); rotations turn with the world and the result is rigid again.
-    Centres that do not fix a rotation (fewer than 3, a static camera, a straight line) fall
-    back to turning the first camera onto the reference's first camera, scaling by the ratio
-    of the centres' RMS spread (1 when either is static) and matching the centroids.
+    similarity is ``any4d.viz.scene_align.camera_similarity``: Umeyama's Sim(3) least-squares
+    fit of the centres (what the pose metrics use), with its fallback for centres that do not
+    fix a rotation; rotations turn with the world and the result is rigid again.
     """
-    if len(cameras.shape) != 1 or cameras.shape != reference.shape:
-        raise ValueError(
-            f"cameras have batch shape {tuple(cameras.shape)} and reference "
-            f"{tuple(reference.shape)} (expected the same (N,) to align frame by frame)"
-        )
-    source, target = cameras.centers.double(), reference.centers.double()
-    try:
-        similarity = umeyama(source, target, with_scale=True)
-    except ValueError:
-        rotation = reference.R[0].double() @ cameras.R[0].double().T
-        spread_source = (source - source.mean(0)).square().sum(-1).mean().sqrt()
-        spread_target = (target - target.mean(0)).square().sum(-1).mean().sqrt()
-        scale = float(spread_target / spread_source) if spread_source * spread_target > 0 else 1.0
-        translation = target.mean(0) - scale * rotation @ source.mean(0)
-        similarity = Similarity(rotation, translation, scale)
-    c2w = similarity.apply_to_poses(cameras.c2w.double()).to(cameras.dtype)
+    similarity = camera_similarity(cameras, reference)  # checks the shapes
+    c2w = similarity.apply_to_poses(cameras.c2w.double().cpu()).to(cameras.c2w)
     return Cameras.unchecked(cameras.K, c2w)
 
 

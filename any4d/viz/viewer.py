@@ -1,11 +1,13 @@
 """An interactive 4D viewer in the browser: a scene's point clouds, cameras and trajectory (viser).
 
 One point cloud per frame (the frame's valid depth pixels unprojected into the world, in their
-RGB colours) under a frame slider that shows one frame, or every frame up to it; a camera
-frustum per frame, textured with that frame's RGB, the current one drawn thicker; the
-trajectory as a line through the camera centres. An optional ``reference`` scene (e.g. the true
-cameras against predicted ones) is drawn beside it in another colour — it must share the world
-frame (move predictions onto the truth first with ``any4d.viz.align_cameras`` if needed).
+RGB colours or their source's colour, at most ``max_points_per_frame`` of them) under a frame
+slider that shows one frame, or every frame up to it; a camera frustum per frame, textured with
+that frame's RGB, the current one drawn thicker; the trajectory as a line through the camera
+centres. Playback (play / pause, fps, loop), the frame's index and time, a point-size slider and
+a legend sit in the GUI panel (``any4d.viz.viewer_controls``). An optional ``reference`` scene
+(e.g. the true cameras against predicted ones) is drawn beside it in another colour — in the
+same world frame, or moved onto it with ``align=True`` (``any4d.viz.scene_align``).
 
 Viser takes poses in the world frame it is given and draws cameras in OpenCV axes, our
 convention (DESIGN §1), so a camera-to-world ``c2w`` becomes ``wxyz`` = the quaternion of its
@@ -19,15 +21,16 @@ inside the functions, so importing ``any4d.viz`` never requires it.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
 
 from any4d.data.scene import Scene
 from any4d.geometry.cameras import Cameras
-from any4d.viz.exports_geometry import scene_point_cloud
+from any4d.viz.exports_geometry import scene_point_cloud, subsample_points
+from any4d.viz.scene_align import align_scene
+from any4d.viz.viewer_controls import LINE_PX, SceneNodes, Viewer, add_controls
 
 if TYPE_CHECKING:
     import viser
@@ -38,7 +41,9 @@ REFERENCE_COLOUR = (31, 119, 180)
 # Frustum z-depth when none is given: this fraction of the largest side of the trajectory's
 # bounding box (as ``plot_cameras``); for a static camera this fraction of the median depth.
 _DEPTH_FRACTION = 0.15
-_LINE_PX, _CURRENT_LINE_PX = 1.5, 4.0  # screen-space line widths: other frames, current frame
+# Points per frame's cloud by default: every cloud travels to the browser when the viewer
+# opens, so 300 frames of 240 × 320 pixels would be 23 M points (350 MB) without a budget.
+MAX_POINTS_PER_FRAME = 50_000
 _IMAGE_SIDE = 256  # frustum textures are subsampled to at most this many pixels on a side
 
 
@@ -94,81 +99,71 @@ def frustum_scale(depth: float, fov: float, aspect: float) -> float:
 # ---------------------------------------------------------------------------------- viewer
 
 
-@dataclass(eq=False)
-class SceneNodes:
-    """The viser scene nodes of one scene, frame ``i`` at index ``i``."""
-
-    points: list[Any] = field(default_factory=list)  # PointCloudHandle; empty without depth
-    frustums: list[Any] = field(default_factory=list)  # CameraFrustumHandle
-    trajectory: Any | None = None  # LineSegmentsHandle; None for a single frame
-
-
-@dataclass(eq=False)
-class Viewer:
-    """A scene (and optional reference) drawn in a viser server, with its GUI controls.
-
-    ``frame`` (slider) and ``cumulative`` (checkbox: every frame up to ``frame``) choose the
-    point clouds shown; ``reference_points`` (checkbox, present when the reference has depth)
-    toggles the reference's clouds. Assigning ``frame.value`` from Python updates the view too.
-    """
-
-    server: Any  # viser.ViserServer
-    scene: SceneNodes
-    reference: SceneNodes | None
-    frame: Any  # GuiSliderHandle[int]
-    cumulative: Any  # GuiCheckboxHandle
-    reference_points: Any | None = None  # GuiCheckboxHandle
-
-    def update(self) -> None:
-        """Show the point clouds and highlight the frustums that the GUI state selects."""
-        current = int(self.frame.value)
-        for nodes, clouds_on in (
-            (self.scene, True),
-            (self.reference, self.reference_points is not None and self.reference_points.value),
-        ):
-            if nodes is None:
-                continue
-            for index, cloud in enumerate(nodes.points):
-                shown = index == current or (self.cumulative.value and index < current)
-                cloud.visible = bool(clouds_on and shown)
-            for index, frustum in enumerate(nodes.frustums):
-                frustum.thickness = _CURRENT_LINE_PX if index == current else _LINE_PX
-
-
 def add_scene(
     server: viser.ViserServer,
     scene: Scene,
     *,
     reference: Scene | None = None,
+    labels: tuple[str, str] = ("prediction", "reference"),
+    align: bool = False,
     point_stride: int = 1,
     max_depth: float | None = None,
+    max_points_per_frame: int | None = MAX_POINTS_PER_FRAME,
     frustum_depth: float | None = None,
     point_size: float | None = None,
+    fps: float | None = None,
+    loop: bool = True,
+    colour_by_source: bool = False,
     frustum_images: bool = True,
 ) -> Viewer:
-    """Draw ``scene`` (and ``reference``) into a running viser server; returns the handles.
+    """Draw ``scene`` (and ``reference``) into a running viser server; returns the ``Viewer``.
 
     scene: needs cameras; its depth, when present, gives the point clouds. reference: another
     scene with cameras in the same world frame, drawn in blue (its clouds behind a checkbox).
+    labels: the legend's names of scene and reference. align: first move the scene onto the
+    reference (needs one with as many frames) by the Sim(3) of the camera centres that the pose
+    metrics fit — cameras and depth together, so its points follow (``scene_align``).
     point_stride, max_depth: as ``scene_point_cloud`` (every ``point_stride``-th pixel; drop
-    depths beyond ``max_depth`` metres). frustum_depth: z-depth of the frustums' image planes
-    in scene units; default 15 % of the largest side of the trajectory's bounding box (for a
-    static camera 15 % of the median depth, else 1). point_size: world units; default the
-    footprint of ``point_stride`` pixels at the median depth. frustum_images: texture each
+    depths beyond ``max_depth`` metres). max_points_per_frame: at most this many points in each
+    frame's cloud, a seeded uniform draw per frame (``subsample_points``; the same points every
+    time); None keeps all — a long clip's clouds all travel to the browser at once.
+    frustum_depth: z-depth of the frustums' image planes in scene units; default 15 % of the
+    largest side of the trajectory's bounding box (for a static camera 15 % of the median
+    depth, else 1). point_size: world units, of every cloud; default the footprint of
+    ``point_stride`` pixels at the scene's median depth. fps: initial playback rate (default
+    ``scene.fps``); loop: playback wraps to frame 0 (else stops at the last frame).
+    colour_by_source: start with the clouds in their source's colour (red scene, blue
+    reference) instead of their RGB — off by default, as the RGB is what one looks at first and
+    the reference's clouds start hidden; the checkbox switches it. frustum_images: texture each
     frustum with its frame's RGB (subsampled to ≤ 256 pixels a side).
     """
     _import_viser()
     _check_scene(scene, "scene")
     if reference is not None:
         _check_scene(reference, "reference")
+    labels = _check_labels(labels)
+    if align:
+        if reference is None:
+            raise ValueError("align=True needs a reference (expected the scene to align onto)")
+        scene = align_scene(scene, reference)
     if frustum_depth is None:
         frustum_depth = _default_frustum_depth(scene)
-    elif not 0 < float(frustum_depth) < float("inf"):
-        raise ValueError(f"frustum_depth is {frustum_depth!r} (expected a positive finite depth)")
+    else:
+        _check_positive(frustum_depth, "frustum_depth", "a positive finite depth")
     if isinstance(point_stride, bool) or not isinstance(point_stride, int) or point_stride < 1:
         raise ValueError(f"point_stride is {point_stride!r} (expected an integer ≥ 1)")
-    if point_size is not None and not 0 < float(point_size) < float("inf"):
-        raise ValueError(f"point_size is {point_size!r} (expected a positive finite size)")
+    if max_points_per_frame is not None and (
+        isinstance(max_points_per_frame, bool)
+        or not isinstance(max_points_per_frame, (int, np.integer))
+        or max_points_per_frame < 1
+    ):
+        raise ValueError(
+            f"max_points_per_frame is {max_points_per_frame!r} (expected an integer ≥ 1 or None)"
+        )
+    if point_size is None:
+        point_size = _default_point_size(scene, point_stride)
+    _check_positive(point_size, "point_size", "a positive finite size")
+    fps = scene.fps if fps is None else _check_positive(fps, "fps", "a positive finite rate")
 
     K0, c2w0 = (value[0] for value in _cameras_numpy(scene.cameras, "scene cameras"))
     up = -c2w0[:3, 1]  # OpenCV y points down the image
@@ -176,90 +171,76 @@ def add_scene(
     _set_initial_camera(server, scene, K0, c2w0, frustum_depth)
 
     drawn = {}
-    for name, shown, colour in (
-        ("scene", scene, SCENE_COLOUR),
-        ("reference", reference, REFERENCE_COLOUR),
+    for name, shown, colour, label in (
+        ("scene", scene, SCENE_COLOUR, labels[0]),
+        ("reference", reference, REFERENCE_COLOUR, labels[1]),
     ):
-        if shown is None:
-            continue
-        size = point_size if point_size is not None else _default_point_size(shown, point_stride)
-        drawn[name] = _add_nodes(
-            server,
-            shown,
-            f"/{name}",
-            colour,
-            point_stride=point_stride,
-            max_depth=max_depth,
-            frustum_depth=float(frustum_depth),
-            point_size=size,
-            frustum_images=frustum_images,
-        )
-
-    with server.gui.add_folder("any4d"):
-        frame = server.gui.add_slider(
-            "frame", min=0, max=scene.num_frames - 1, step=1, initial_value=0
-        )
-        cumulative = server.gui.add_checkbox(
-            "frames up to it", initial_value=False, hint="show every frame's points up to it"
-        )
-        reference_points = None
-        if "reference" in drawn and drawn["reference"].points:
-            reference_points = server.gui.add_checkbox("reference points", initial_value=False)
-    viewer = Viewer(
-        server, drawn["scene"], drawn.get("reference"), frame, cumulative, reference_points
+        if shown is not None:
+            drawn[name] = _add_nodes(
+                server,
+                shown,
+                SceneNodes(colour, label),
+                f"/{name}",
+                point_stride=point_stride,
+                max_depth=max_depth,
+                max_points=max_points_per_frame,
+                frustum_depth=float(frustum_depth),
+                point_size=float(point_size),
+                frustum_images=frustum_images,
+            )
+    return add_controls(
+        server,
+        drawn["scene"],
+        drawn.get("reference"),
+        scene_fps=float(scene.fps),
+        fps=float(fps),
+        loop=loop,
+        point_size=float(point_size),
+        colour_by_source=colour_by_source,
     )
-    for control in (frame, cumulative, reference_points):
-        if control is not None:
-            control.on_update(lambda _event: viewer.update())
-    viewer.update()
-    return viewer
 
 
 def show_scene(
     scene: Scene,
     *,
-    reference: Scene | None = None,
     port: int = 8080,
     host: str = "localhost",
-    point_stride: int = 1,
-    max_depth: float | None = None,
-    frustum_depth: float | None = None,
     server: viser.ViserServer | None = None,
-) -> viser.ViserServer:
-    """Serve ``scene`` in an interactive browser viewer; returns the running server at once.
+    **options,
+) -> Viewer:
+    """Serve ``scene`` in an interactive browser viewer; returns its ``Viewer`` at once.
 
     The server runs in background threads: the call does not block, so keep the process alive
-    (e.g. ``time.sleep``) for as long as you look, and ``server.stop()`` when done. port: where
-    to serve (0: any free port; viser moves on to the next one when it is taken — see
-    ``server.get_port()``). host: ``"0.0.0.0"`` serves other machines too. server: draw into this
-    running ``viser.ViserServer`` instead of starting one (port and host are then ignored).
-    reference, point_stride, max_depth, frustum_depth: as ``add_scene``, which also returns
-    the node and GUI handles.
+    (e.g. ``time.sleep``) for as long as you look, and ``viewer.close()`` when done (it stops
+    the server this call started). port: where to serve (0: any free port; viser moves on to
+    the next one when it is taken — see ``viewer.server.get_port()``). host: ``"0.0.0.0"``
+    serves other machines too. server: draw into this running ``viser.ViserServer`` instead of
+    starting one (port and host are then ignored; ``close()`` leaves it running). options:
+    ``add_scene``'s keywords — reference, labels, align, point_stride, max_depth,
+    max_points_per_frame, frustum_depth, point_size, fps, loop, colour_by_source,
+    frustum_images.
 
-    From a shell::
-
-        python -c "from any4d.viz.viewer import show_scene; from any4d.data import Scene; \\
-            import time; show_scene(Scene.load('scene.safetensors'), point_stride=2); \\
-            time.sleep(1e9)"
-
-    or, to try it on a synthetic clip, ``python -c "from any4d.viz.viewer import show_scene;
+    From a shell, ``any4d view scene.safetensors [--reference truth.safetensors --align]``; or,
+    to try it on a synthetic clip, ``python -c "from any4d.viz.viewer import show_scene;
     from any4d.data.synthetic import render_clip; import time; show_scene(render_clip(0));
     time.sleep(1e9)"`` (one line); then open http://localhost:8080 (through
     ``ssh -L 8080:localhost:8080 host`` when the machine is remote). Ctrl-C stops it.
     """
     _check_scene(scene, "scene")  # before a server is started for nothing
+    if options.get("align") and options.get("reference") is None:
+        raise ValueError("align=True needs a reference (expected the scene to align onto)")
     viser = _import_viser()
-    if server is None:
-        server = viser.ViserServer(host=host, port=port)
-    add_scene(
-        server,
-        scene,
-        reference=reference,
-        point_stride=point_stride,
-        max_depth=max_depth,
-        frustum_depth=frustum_depth,
-    )
-    return server
+    owns_server = server is None
+    if owns_server:
+        server = viser.ViserServer(host=host, port=port, verbose=False)
+    try:
+        viewer = add_scene(server, scene, **options)
+    except BaseException:
+        if owns_server:
+            server.stop()
+        raise
+    viewer.owns_server = owns_server  # close() then stops it
+    return viewer
 
 
 # ----------------------------------------------------------------------------------- helpers
@@ -273,6 +254,28 @@ def _check_scene(scene: Scene, name: str) -> Scene:
             f"{name} provides {scene.modalities} (expected cameras to place it in the world)"
         )
     return scene
+
+
+def _check_labels(labels) -> tuple[str, str]:
+    if (
+        not isinstance(labels, (tuple, list))
+        or len(labels) != 2
+        or not all(isinstance(label, str) and label for label in labels)
+    ):
+        raise ValueError(
+            f"labels is {labels!r} (expected two names: the scene's and the reference's)"
+        )
+    return tuple(labels)
+
+
+def _check_positive(value, name: str, expected: str) -> float:
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        number = math.nan
+    if isinstance(value, bool) or not 0 < number < math.inf:
+        raise ValueError(f"{name} is {value!r} (expected {expected})")
+    return number
 
 
 def _cameras_numpy(cameras: Cameras, name: str) -> tuple[np.ndarray, np.ndarray]:
@@ -328,27 +331,34 @@ def _set_initial_camera(server, scene: Scene, K0, c2w0, frustum_depth: float) ->
 def _add_nodes(
     server,
     scene: Scene,
+    nodes: SceneNodes,
     prefix: str,
-    colour: tuple[int, int, int],
     *,
     point_stride: int,
     max_depth: float | None,
+    max_points: int | None,
     frustum_depth: float,
     point_size: float,
     frustum_images: bool,
 ) -> SceneNodes:
-    nodes = SceneNodes()
+    """Fill ``nodes`` with the scene's clouds (hidden until ``Viewer.update``), frustums and
+    trajectory, all under ``prefix``; returns ``nodes``."""
     K, _ = _cameras_numpy(scene.cameras, f"{prefix[1:]} cameras")
     wxyz, position = viser_poses(scene.cameras)
     size = tuple(scene.rgb.shape[-2:])
     for index in range(scene.num_frames):
         if scene.depth is not None:
             points, colors = scene_point_cloud(scene, [index], point_stride, max_depth)
+            if max_points is not None:
+                # Seeded by the frame: the same points for the same clip, whatever else is drawn.
+                generator = torch.Generator().manual_seed(index)
+                points, colors = subsample_points(points, colors, int(max_points), generator)
+            nodes.rgb.append(colors.numpy())
             nodes.points.append(
                 server.scene.add_point_cloud(
                     f"{prefix}/points/{index:05d}",
                     points.numpy(),
-                    colors.numpy(),
+                    nodes.rgb[-1],
                     point_size=point_size,
                     precision="float32",  # float16 keeps ~3 digits: cm errors at metres
                     point_shading="flat",
@@ -362,9 +372,9 @@ def _add_nodes(
                 fov=fov,
                 aspect=aspect,
                 scale=frustum_scale(frustum_depth, fov, aspect),
-                thickness=_LINE_PX,
+                thickness=LINE_PX,
                 thickness_units="screen",
-                color=colour,
+                color=nodes.colour,
                 image=_frame_image(scene.rgb[index]) if frustum_images else None,
                 wxyz=wxyz[index],
                 position=position[index],
@@ -375,8 +385,8 @@ def _add_nodes(
         nodes.trajectory = server.scene.add_line_segments(
             f"{prefix}/trajectory",
             segments.astype(np.float32),
-            colors=colour,
-            thickness=_LINE_PX,
+            colors=nodes.colour,
+            thickness=LINE_PX,
             thickness_units="screen",
         )
     return nodes
