@@ -154,7 +154,11 @@ def compare(
         gt = truth.depth[:, 0]
         metrics = depth_metrics(depth[:, 0], gt, valid=gt > 0, protocol=protocol)
         fit = (float(metrics["scale"]), float(metrics["shift"]))
-        aligned = fit[0] * depth + fit[1]
+        if protocol == "depthcrafter":  # the fit is in disparity
+            disparity = fit[0] * torch.where(depth > 0, 1 / depth, 0.0) + fit[1]
+            aligned = torch.where(disparity > 0, 1 / disparity, 0.0)
+        else:
+            aligned = fit[0] * depth + fit[1]
         depth = torch.where(aligned > 0, aligned, torch.zeros_like(aligned))
     cameras = prediction.cameras
     aligned = cameras_generated and cameras is not None and truth.cameras is not None

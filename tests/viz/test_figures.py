@@ -71,6 +71,16 @@ def test_compare_aligns_depth_as_the_metric_does(truth):
     assert again["abs_rel"] == pytest.approx(metrics["abs_rel"], rel=1e-4)
 
 
+def test_a_disparity_fit_is_undone_in_disparity(truth):
+    """DepthCrafter's protocol fits scale and shift to inverse depth."""
+    prediction = Scene(truth.rgb, truth.depth * 2, truth.cameras, fps=truth.fps)
+    comparison = compare(truth, prediction, protocol="depthcrafter")
+    valid = truth.depth > 0
+    torch.testing.assert_close(
+        comparison.prediction.depth[valid], truth.depth[valid], rtol=1e-4, atol=0
+    )
+
+
 def test_observed_depth_is_shown_as_given(truth):
     prediction = _prediction(truth)
     comparison = compare(truth, prediction, depth_generated=False, cameras_generated=False)
