@@ -29,7 +29,9 @@ clip's frames: RGB, depth, ray directions, ray moments, the predicted depth alig
 aligns it, one depth scale with a colour bar in metres), ``<preset>.mp4`` and ``<preset>.gif``
 (the same frame by frame, slowed to last 4 s) and, where the preset generates cameras,
 ``<preset>_cameras.png`` (clip frame and Sim(3)-aligned frustums, rotation and centre errors
-per frame); then ``<out>/table.md`` and ``<out>/results.json``.
+per frame); then ``<out>/table.md`` (columns with units and ↑ / ↓, oracle baselines marked) and
+``<out>/results.json`` (the same, with ``legend``: each column's unit and direction, and the
+oracles).
 """
 
 from __future__ import annotations
@@ -193,6 +195,7 @@ def run_demo(
             results[preset] = {OURS: single.pop(OURS), **mean, **single}
         write_pictures(out, preset, truth, result)
     results["floors"] = check_floors(results)
+    results["legend"] = table_units()
     results["seconds"] = time.perf_counter() - started
     (out / "results.json").write_text(json.dumps(results, indent=2))
     (out / "table.md").write_text(markdown(results))
@@ -257,13 +260,24 @@ def check_floors(results: dict) -> dict[str, dict[str, bool | None]]:
 
 
 def markdown(results: dict) -> str:
+    """The table of ``results`` (``run_demo``'s): columns with unit and better direction,
+    oracle baselines named as such, then the floors."""
+    from any4d.eval.metric_units import column_header
+    from any4d.eval.tasks import ORACLE_BASELINES, ORACLE_NOTE, method_label
+
     columns = TABLE_COLUMNS
-    lines = ["| task | method | " + " | ".join(columns) + " |", "|---|---|" + "---|" * len(columns)]
+    # The procedural world is in metres, so ATE is too (elsewhere: the truth's units).
+    headers = [column_header(c, length_unit="m") for c in columns]
+    lines = ["| task | method | " + " | ".join(headers) + " |", "|---|---|" + "---|" * len(columns)]
+    oracles = False
     for preset in PRESETS:
         for method, scores in results[preset].items():
             cells = ["–" if scores.get(c) is None else f"{scores[c]:.3g}" for c in columns]
-            lines.append(f"| {preset} | {method} | " + " | ".join(cells) + " |")
+            lines.append(f"| {preset} | {method_label(method)} | " + " | ".join(cells) + " |")
+            oracles = oracles or method in ORACLE_BASELINES
     lines.append("")
+    if oracles:
+        lines += [ORACLE_NOTE, ""]
     floors = results["floors"]
     for name in next(iter(floors.values()), {}):
         states = []
@@ -272,3 +286,13 @@ def markdown(results: dict) -> str:
             states.append(f"{row}: " + ("n/a" if passed is None else "pass" if passed else "FAIL"))
         lines.append(f"- floor {name}: " + "; ".join(states))
     return "\n".join(lines) + "\n"
+
+
+def table_units() -> dict:
+    """JSON-ready legend of the table, for ``results.json``: ``units`` (each column's name,
+    unit and better direction, ``any4d.eval.metric_units.units``) and ``oracles`` (oracle
+    baseline → what of the truth it uses, ``any4d.eval.tasks.ORACLE_BASELINES``)."""
+    from any4d.eval.metric_units import units
+    from any4d.eval.tasks import ORACLE_BASELINES
+
+    return {"units": units(TABLE_COLUMNS, length_unit="m"), "oracles": dict(ORACLE_BASELINES)}

@@ -73,7 +73,10 @@ def test_demo_runs_every_preset_and_writes_pictures_and_table(tmp_path, capsys):
     for checks in results["floors"].values():
         assert set(checks) == {"geometry depth", "geometry cameras", "interpolate", *scale}
     assert "depth_scale" in results["extrapolate"]["any4d"]
-    assert "| task | method | abs_rel | delta1 | depth_scale |" in printed
+    assert "| task | method | AbsRel ↓ | δ1 ↑ | depth scale (→ 1) | ATE (m) ↓ |" in printed
+    assert results["legend"]["units"]["rpe_r"]["unit"] == "°"
+    assert "constant depth" in results["legend"]["oracles"]
+    assert "| geometry | constant depth (oracle: " in printed
     assert "- floor interpolate: any4d: " in printed and "; any4d mean of 8: " in printed
     assert "constant depth" in results["geometry"] and "cross-fade" in results["interpolate"]
     assert "| interpolate | plane sweep |" in printed

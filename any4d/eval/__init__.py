@@ -26,9 +26,14 @@ from any4d.eval.image_metrics import (
     to_unit_range,
 )
 from any4d.eval.lpips import LpipsVGG
-from any4d.eval.pose_metrics import POSE_KEYS, pose_metrics
+from any4d.eval.metric_units import METRICS, column_header, units
+from any4d.eval.pose_metrics import POSE_KEYS, aligned_pose_metrics, pose_metrics
 
 __all__ = [
+    "METRICS",
+    "aligned_pose_metrics",
+    "column_header",
+    "units",
     "DEPTH_CAPS",
     "DEPTH_KEYS",
     "IMAGE_KEYS",

@@ -121,3 +121,28 @@ def pose_metrics(pred_c2w: Tensor | np.ndarray, gt_c2w: Tensor | np.ndarray) -> 
         "rpe_t": _rmse(errors[:, :3, 3].norm(dim=-1)),
         "rpe_r": _rmse(torch.rad2deg(rotation_angle(errors[:, :3, :3]))),
     }
+
+
+def aligned_pose_metrics(aligned_c2w: Tensor, truth_c2w: Tensor) -> dict[str, float | None]:
+    """``pose_metrics`` of a trajectory already at its best Sim(3) alignment to the truth: the
+    same ATE and RPE (``relative_pose_errors``, ``rotation_angle``), without the Umeyama fit.
+
+    For trajectories whose alignment evo cannot fit but is known in closed form: the camera
+    baselines (``static_camera_path``, ``constant_velocity_path``). On an aligned trajectory
+    RPE depends on the alignment only through its scale (relative motions ``Pᵢ⁻¹Pᵢ₊₁`` are
+    blind to the rotation and translation of the world), which these paths carry already.
+    aligned_c2w, truth_c2w: (T, 4, 4) camera-to-world. RPE is None with fewer than 2 frames.
+    """
+    aligned, truth = aligned_c2w.double().cpu(), truth_c2w.double().cpu()
+    if aligned.shape != truth.shape:
+        raise ValueError(
+            f"aligned_c2w has shape {tuple(aligned.shape)} but truth_c2w {tuple(truth.shape)} "
+            "(expected the same (T, 4, 4))"
+        )
+    scores = {"ate": _rmse((aligned[:, :3, 3] - truth[:, :3, 3]).norm(dim=-1))}
+    if len(truth) < 2:
+        return {**scores, "rpe_t": None, "rpe_r": None}
+    errors = relative_pose_errors(aligned, truth)
+    scores["rpe_t"] = _rmse(errors[:, :3, 3].norm(dim=-1))
+    scores["rpe_r"] = _rmse(torch.rad2deg(rotation_angle(errors[:, :3, :3])))
+    return scores

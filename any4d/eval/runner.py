@@ -33,7 +33,12 @@ scores and baselines of each clip), ``<out>/table.md`` (a header line naming the
 and observed frames, then the table), ``<out>/table.csv`` and ``<out>/table.json`` (the run's
 settings and every row): one row per dataset and method (ours, then the baselines), metric
 columns in the layout of the paper's tables (Table 3: ATE / RPE-t / RPE-r; Table 4: AbsRel /
-RMSE / δ1; Table 2: PSNR / SSIM).
+RMSE / δ1; Table 2: PSNR / SSIM). ``table.md`` heads each column with its unit and better
+direction (``any4d.eval.metric_units``; lengths in the truth's units) and names the oracle
+baselines as such (``any4d.eval.tasks.ORACLE_BASELINES``); ``table.csv`` keeps the metric keys as
+its header and has an ``oracle`` column (True / False); ``table.json`` adds ``units`` (each
+column's name, unit and better direction) and ``oracles`` (what each oracle uses), and an
+``oracle`` flag on every row.
 """
 
 from __future__ import annotations
@@ -51,7 +56,15 @@ from any4d.data import Scene
 from any4d.diffusion import SamplerConfig, SearchConfig
 from any4d.diffusion.masks import ALL, PRESETS, Mask
 from any4d.eval.depth_metrics import PROTOCOLS
-from any4d.eval.tasks import TASKS, task_baselines, task_scores
+from any4d.eval.metric_units import column_header, units
+from any4d.eval.tasks import (
+    ORACLE_BASELINES,
+    ORACLE_NOTE,
+    TASKS,
+    method_label,
+    task_baselines,
+    task_scores,
+)
 from any4d.geometry import inverse_depth_planes
 
 COLUMNS = {
@@ -167,28 +180,50 @@ class BenchmarkTable:
         return self.settings.get("description", f"task {self.task}")
 
     def markdown(self) -> str:
+        """The header line, then the table: columns with unit and better direction, oracle
+        baselines named as such (and a line saying what an oracle is), then failed clips."""
         columns = COLUMNS[self.task]
         lines = [
             f"{self.header()}\n",
-            "| dataset | method | clips | " + " | ".join(columns) + " |",
+            "| dataset | method | clips | " + " | ".join(map(column_header, columns)) + " |",
             "|---|---|---|" + "---|" * len(columns),
         ]
         for (dataset, method), row in self.rows.items():
             cells = [_cell(row.get(c)) for c in columns]
             count = self.counts[(dataset, method)]
-            lines.append(f"| {dataset} | {method} | {count} | " + " | ".join(cells) + " |")
+            label = method_label(method)
+            lines.append(f"| {dataset} | {label} | {count} | " + " | ".join(cells) + " |")
+        if any(method in ORACLE_BASELINES for _, method in self.rows):
+            lines.append(f"\n{ORACLE_NOTE}")
         for dataset, failures in self.failed.items():
             for clip, reason in failures.items():
                 lines.append(f"\nfailed: {dataset}/{clip}: {reason}")
         return "\n".join(lines) + "\n"
 
     def as_dict(self) -> dict:
-        """JSON-ready: the settings, every row with its clip count, and the failed clips."""
+        """JSON-ready: the settings, ``units`` of the columns (``metric_units.units``),
+        ``oracles`` (oracle method → what of the truth it uses, for those in the rows), every
+        row with its clip count and ``oracle`` flag, and the failed clips."""
         rows = [
-            {"dataset": d, "method": m, "clips": self.counts[(d, m)], **row}
+            {
+                "dataset": d,
+                "method": m,
+                "clips": self.counts[(d, m)],
+                "oracle": m in ORACLE_BASELINES,
+                **row,
+            }
             for (d, m), row in self.rows.items()
         ]
-        return {"task": self.task, **self.settings, "rows": rows, "failed": self.failed}
+        methods = {m for _, m in self.rows}
+        oracles = {m: use for m, use in ORACLE_BASELINES.items() if m in methods}
+        return {
+            "task": self.task,
+            **self.settings,
+            "units": units(COLUMNS[self.task]),
+            "oracles": oracles,
+            "rows": rows,
+            "failed": self.failed,
+        }
 
 
 def _cell(value) -> str:
@@ -327,8 +362,11 @@ def run_benchmark(
     (out / "table.json").write_text(json.dumps(table.as_dict(), indent=2))
     with (out / "table.csv").open("w", newline="") as f:
         writer = csv.writer(f)
-        writer.writerow(["dataset", "method", "clips", *COLUMNS[task], "task", "regime"])
+        # Metric keys as the header, one line per row: what pandas reads as is (units and
+        # directions are in table.json).
+        writer.writerow(["dataset", "method", "clips", "oracle", *COLUMNS[task], "task", "regime"])
         for (dataset, method), row in rows.items():
             scores = [row.get(c) for c in COLUMNS[task]]
-            writer.writerow([dataset, method, counts[(dataset, method)], *scores, task, regime])
+            count, oracle = counts[(dataset, method)], method in ORACLE_BASELINES
+            writer.writerow([dataset, method, count, oracle, *scores, task, regime])
     return table

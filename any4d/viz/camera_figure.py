@@ -39,9 +39,9 @@ _MAX_FRUSTUMS = 8
 
 def rotation_angles(rotations: Tensor, reference: Tensor) -> Tensor:
     """Geodesic angles in degrees between rotations: (..., 3, 3) and (..., 3, 3) → (...)."""
-    relative = reference.transpose(-1, -2) @ rotations
-    cosine = ((relative.diagonal(dim1=-2, dim2=-1).sum(-1) - 1) / 2).clamp(-1, 1)
-    return torch.rad2deg(torch.acos(cosine))
+    from any4d.eval.pose_metrics import rotation_angle  # RPE-r's own angle
+
+    return torch.rad2deg(rotation_angle(reference.transpose(-1, -2) @ rotations))
 
 
 @dataclass(frozen=True)

@@ -234,3 +234,50 @@ def test_run_benchmark_checks_the_depth_range_first(tmp_path):
     for bad in ((2.0, 1.0), (0.0, 1.0), (1.0, math.inf)):
         with pytest.raises(ValueError, match=r"depth_range=.*expected 0 < near < far"):
             run_benchmark(None, [], "interpolate", tmp_path, depth_range=bad)
+
+
+def test_tables_carry_units_directions_and_the_oracle_baselines(tmp_path):
+    from any4d.eval.metric_units import units
+    from any4d.eval.runner import COLUMNS
+    from any4d.eval.tasks import ORACLE_BASELINES, ORACLE_NOTE
+
+    scenes = [truth(s) for s in range(2)]
+    _, table = run(tmp_path, scenes, "geometry", "dense")
+    lines = (tmp_path / "table.md").read_text().splitlines()
+    header = next(line for line in lines if line.startswith("| dataset |"))
+    assert header == (
+        "| dataset | method | clips | ATE (scene units) ↓ | RPE-t (scene units) ↓ | "
+        "RPE-r (°) ↓ | AbsRel ↓ | RMSE (m) ↓ | δ1 ↑ |"
+    )
+    assert any(line.startswith("| synthetic | constant depth (oracle: true median depth) | 2 |")
+               for line in lines)  # fmt: skip
+    assert any("| constant velocity (oracle: fit to the true cameras) |" in line for line in lines)
+    assert any(line.startswith("| synthetic | static camera | 2 |") for line in lines)
+    assert ORACLE_NOTE in lines
+    # The camera baselines now have an RPE: no "–" left in their rows.
+    static = next(line for line in lines if "| static camera |" in line)
+    assert static.count("–") == 3  # its depth columns only
+    summary = json.loads((tmp_path / "table.json").read_text())
+    assert summary["units"] == units(COLUMNS["geometry"])
+    assert summary["units"]["rpe_r"]["unit"] == "°" and summary["units"]["ate"]["better"] == "lower"
+    assert summary["oracles"] == ORACLE_BASELINES
+    oracle = {r["method"]: r["oracle"] for r in summary["rows"]}
+    assert oracle == {
+        "any4d": False,
+        "constant depth": True,
+        "static camera": False,
+        "constant velocity": True,
+    }
+    # The CSV keeps machine keys as its one header line, with an oracle column.
+    rows = list(csv.DictReader((tmp_path / "table.csv").open()))
+    assert {r["method"]: r["oracle"] for r in rows} == {m: str(o) for m, o in oracle.items()}
+    assert set(COLUMNS["geometry"]) <= set(rows[0])
+
+
+def test_an_interpolation_table_has_no_oracle_line(tmp_path):
+    from any4d.eval.tasks import ORACLE_NOTE
+
+    _, table = run(tmp_path, [truth()], "interpolate", "dense")
+    markdown = table.markdown()
+    assert "| PSNR pooled (dB) ↑ | PSNR frame mean (dB) ↑ | SSIM ↑ |" in markdown
+    assert ORACLE_NOTE not in markdown and table.as_dict()["oracles"] == {}
