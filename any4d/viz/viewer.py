@@ -227,8 +227,11 @@ def show_scene(
     ``ssh -L 8080:localhost:8080 host`` when the machine is remote). Ctrl-C stops it.
     """
     _check_scene(scene, "scene")  # before a server is started for nothing
-    if options.get("align") and options.get("reference") is None:
+    reference = options.get("reference")
+    if options.get("align") and reference is None:
         raise ValueError("align=True needs a reference (expected the scene to align onto)")
+    if options.get("align") and reference.num_frames != scene.num_frames:
+        align_scene(scene, reference)  # raises, naming both frame counts
     viser = _import_viser()
     owns_server = server is None
     if owns_server:
