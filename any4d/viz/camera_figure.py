@@ -53,7 +53,7 @@ class CameraErrors:
     frame ``i`` to ``i + 1`` (RPE-r's terms: no alignment involved).
     centre_error: (N,) ``‖c_aligned − c_true‖`` in the truth's units (ATE is their RMS).
     travel_cosine: cosine between the first-to-last displacements of the two (None when
-    either does not move).
+    either does not move). aligned: the predicted cameras after that alignment.
     """
 
     turned_true: Tensor
@@ -61,20 +61,18 @@ class CameraErrors:
     step_rotation_error: Tensor
     centre_error: Tensor
     travel_cosine: float | None
+    aligned: Cameras
 
     @property
     def ate(self) -> float:
         return math.sqrt(float(self.centre_error.square().mean()))
 
 
-def _steps(rotations: Tensor) -> Tensor:
-    """(N, 3, 3) → (N − 1, 3, 3): the rotation from each frame to the next, ``R_i⁻¹ R_{i+1}``."""
-    return rotations[:-1].transpose(-1, -2) @ rotations[1:]
-
-
 def camera_errors(predicted: Cameras, truth: Cameras) -> CameraErrors:
     """The ``CameraErrors`` of ``predicted`` (N,) against ``truth`` (N,), after the Sim(3)
     alignment of the centres (``align_cameras``, as ATE)."""
+    from any4d.eval.pose_metrics import relative_pose_errors, rotation_angle
+
     predicted = predicted.to(device="cpu", dtype=torch.float64)
     truth = truth.to(device="cpu", dtype=torch.float64)
     aligned = align_cameras(predicted, truth)
@@ -86,9 +84,13 @@ def camera_errors(predicted: Cameras, truth: Cameras) -> CameraErrors:
     return CameraErrors(
         turned_true=rotation_angles(truth.R, truth.R[:1]),
         turned_predicted=rotation_angles(predicted.R, predicted.R[:1]),
-        step_rotation_error=rotation_angles(_steps(predicted.R), _steps(truth.R)),
+        # RPE's own relative errors: their rotation parts' angles are RPE-r's terms.
+        step_rotation_error=torch.rad2deg(
+            rotation_angle(relative_pose_errors(predicted.c2w, truth.c2w)[:, :3, :3])
+        ),
         centre_error=(aligned.centers - truth.centers).norm(dim=-1),
         travel_cosine=cosine,
+        aligned=aligned,
     )
 
 
@@ -145,7 +147,7 @@ def plot_camera_comparison(
     clip.set_title("clip frame: relative to the first camera, unaligned", fontsize=11)
     aligned = figure.add_subplot(grid[0, 1], projection="3d")
     sets = [
-        (align_cameras(predicted, truth), f"{labels[0]}, Sim(3)-aligned", "tab:red"),
+        (errors.aligned, f"{labels[0]}, Sim(3)-aligned", "tab:red"),
         (truth, labels[1], "tab:blue"),
     ]
     draw_trajectories(aligned, sets, image_size, _DEPTH_FRACTION, _MAX_FRUSTUMS)
