@@ -211,6 +211,7 @@ class CompletionWriter:
         taken from the whole completed clip at the model's size (``model``)."""
         from any4d.viz import save_png
         from any4d.viz.figures import (
+            bar_height,
             colour_bars,
             depth_unit,
             scales_of,
@@ -235,7 +236,7 @@ class CompletionWriter:
             origin=origin,
         )
         save_png(grid.image, self.folder / "grid.png")
-        bars = colour_bars(scales, height=max(96, first.height * _factor(first) - 40))
+        bars = colour_bars(scales, height=bar_height(first, 1))
 
         def frames():
             for t in range(count):
@@ -284,12 +285,6 @@ class CompletionWriter:
 
     def write_json(self, name: str, record: dict) -> None:
         (self.folder / name).write_text(json.dumps(record, indent=2))
-
-
-def _factor(scene: Scene) -> int:
-    from any4d.viz.layout import upscale_factor
-
-    return upscale_factor(scene.height, scene.width)
 
 
 def without_skew(cameras):

@@ -134,9 +134,14 @@ def colorize_depth(
         position = ((inverse - inv_far) / span).clamp(0, 1)  # 1 = near, 0 = far
 
     table = colormap_table(cmap, dtype=depth.dtype, device=depth.device)
-    index = (position.squeeze(-3) * (table.shape[0] - 1)).round().long()  # (..., H, W)
-    colour = table[index].movedim(-1, -3)  # (..., 3, H, W)
-    return colour * mask.to(depth.dtype)
+    return lookup(position.squeeze(-3), table) * mask.to(depth.dtype)
+
+
+def lookup(position: Tensor, table: Tensor) -> Tensor:
+    """Colours of positions along a colormap: (..., H, W) in ``[0, 1]`` (0 = the table's low
+    end) and an (N, 3) lookup table (``colormap_table``) → (..., 3, H, W), nearest entry."""
+    index = (position.clamp(0, 1) * (table.shape[0] - 1)).round().long()
+    return table[index].movedim(-1, -3)
 
 
 def colorize_rays(rays: Tensor) -> Tensor:

@@ -33,7 +33,13 @@ from any4d.data.scene import Scene
 from any4d.geometry.cameras import Cameras, rigid_inverse
 from any4d.geometry.rays import plucker_rays
 from any4d.geometry.vectors import norm
-from any4d.viz.colormap import colorize_depth, colorize_moments, colorize_rays, colormap_table
+from any4d.viz.colormap import (
+    colorize_depth,
+    colorize_moments,
+    colorize_rays,
+    colormap_table,
+    lookup,
+)
 from any4d.viz.colormap import depth_range as robust_depth_range
 from any4d.viz.frustums import align_cameras
 from any4d.viz.layout import (
@@ -233,6 +239,13 @@ def stream_tiles(
     return tiles
 
 
+def error_streams(comparison: Comparison) -> tuple[str, ...]:
+    """The error rows a comparison has: ``"rgb"`` when some RGB frame was generated, ``"depth"``
+    when the depth was (and aligned)."""
+    rgb = len(comparison.given) < comparison.truth.num_frames
+    return ("rgb",) * rgb + ("depth",) * (comparison.depth_fit is not None)
+
+
 def error_tiles(comparison: Comparison, index: Sequence[int]) -> dict[str, Tensor]:
     """Per-pixel errors of the frames ``index`` as colours (``ERROR_CMAP``).
 
@@ -247,18 +260,16 @@ def error_tiles(comparison: Comparison, index: Sequence[int]) -> dict[str, Tenso
     table = colormap_table(ERROR_CMAP, dtype=torch.float32, device="cpu")
 
     def colour(error: Tensor, top: float, valid: Tensor | None = None) -> Tensor:
-        position = (error.float() / top).clamp(0, 1)
-        picked = table[(position * (table.shape[0] - 1)).round().long()]  # (C, H, W, 3)
-        picked = picked.permute(0, 3, 1, 2)
+        picked = lookup(error.float() / top, table)  # (C, 3, H, W)
         if valid is not None:
             picked = picked * valid[:, None].float()
         return _uint8(picked)
 
-    tiles = {}
-    if len(comparison.given) < truth.num_frames:  # some RGB was generated
+    tiles, streams = {}, error_streams(comparison)
+    if "rgb" in streams:
         rgb_error = ((shown.rgb[index] - truth.rgb[index]).abs() / 2).mean(1)  # (C, H, W)
         tiles["rgb"] = colour(rgb_error, RGB_ERROR_RANGE)
-    if comparison.depth_fit is not None:
+    if "depth" in streams:
         gt = truth.depth[index, 0]
         valid = gt > 0
         safe = torch.where(valid, gt, torch.ones_like(gt))
@@ -422,8 +433,13 @@ def comparison_video_frames(
     RGB | depth | ray direction | ray moment, the frame number and time in the title, the same
     colour scales and bars as ``comparison_figure``. Yields (3, H, W) uint8, all one size; box
     keys ``"truth/<column>"`` etc. are those of ``comparison_video_figure``."""
+    errors = error_streams(comparison)
+    bars = colour_bars(comparison.scales, errors, height=bar_height(comparison.truth, 2))
     for t in range(comparison.truth.num_frames):
-        yield comparison_video_figure(comparison, t, frame_numbers=frame_numbers, title=title).image
+        figure = comparison_video_figure(
+            comparison, t, frame_numbers=frame_numbers, title=title, bars=bars
+        )
+        yield figure.image
 
 
 def comparison_video_figure(
@@ -432,9 +448,11 @@ def comparison_video_figure(
     *,
     frame_numbers: Sequence[int] | None = None,
     title: str | None = None,
+    bars: Sequence[Tensor] | None = None,
 ) -> Figure:
     """Frame ``t`` of ``comparison_video_frames`` as a Figure (boxes ``"truth/1"`` = truth's
-    depth, columns in ``STREAM_LABELS`` order, ``"error/0"`` RGB error, ``"error/1"`` depth)."""
+    depth, columns in ``STREAM_LABELS`` order, ``"error/0"`` RGB error, ``"error/1"`` depth).
+    bars: the colour bars (default ``colour_bars`` of the comparison, two rows tall)."""
     truth = comparison.truth
     names = _frame_names(truth.num_frames, frame_numbers)
     streams = list(STREAM_LABELS)
@@ -444,13 +462,12 @@ def comparison_video_figure(
     rows = [
         GridRow("truth", [truth_tiles[s][0] if s in truth_tiles else None for s in streams]),
         GridRow("prediction", [shown_tiles[s][0] if s in shown_tiles else None for s in streams]),
-        GridRow(
-            "error",
-            [errors[s][0] if s in errors else None for s in ("rgb", "depth")] + [None, None],
-        ),
     ]
+    if errors:  # under the RGB and depth columns
+        rows.append(GridRow("error", [errors[s][0] if s in errors else None for s in streams]))
     heading = _frame_title(title, names[t], t / truth.fps, t in comparison.given)
-    bars = colour_bars(comparison.scales, tuple(errors), height=_bar_height(truth, 2))
+    if bars is None:
+        bars = colour_bars(comparison.scales, tuple(errors), height=bar_height(truth, 2))
     columns = [STREAM_LABELS[s] for s in streams]
     footer = f"prediction: {_alignment_text(comparison)}"
     figure = labelled_grid(rows, columns, title=heading, side=bars)
@@ -473,7 +490,7 @@ def scene_video_frames(
     names = _frame_names(scene.num_frames, frame_numbers)
     seconds = _times(scene.num_frames, scene.fps, times)
     origin = None if scene.cameras is None else scene.cameras.c2w[0]
-    bars = colour_bars(scales, height=_bar_height(scene, 1))
+    bars = colour_bars(scales, height=bar_height(scene, 1))
     for t in range(scene.num_frames):
         frame = scene.frames([t])
         yield scene_frame_figure(
@@ -481,8 +498,9 @@ def scene_video_frames(
         ).image
 
 
-def _bar_height(scene: Scene, rows: int) -> int:
-    """Colour bars as tall as ``rows`` rows of the scene's upscaled tiles, less their labels."""
+def bar_height(scene: Scene, rows: int) -> int:
+    """Pixels of gradient for colour bars beside ``rows`` rows of the scene's upscaled tiles
+    (their label and end ticks fit in the rest)."""
     tile = scene.height * upscale_factor(scene.height, scene.width)
     return max(96, rows * tile - 40)
 
@@ -509,7 +527,7 @@ def scene_frame_figure(
     tiles = stream_tiles(frame, scales, [0], origin)
     streams = [s for s in STREAM_LABELS if s in tiles]
     row = GridRow("", [tiles[s][0] for s in streams])
-    bars = colour_bars(scales, height=_bar_height(frame, 1)) if bars is None else bars
+    bars = colour_bars(scales, height=bar_height(frame, 1)) if bars is None else bars
     heading = _frame_title(title, number, time, False)
     return labelled_grid([row], [STREAM_LABELS[s] for s in streams], title=heading, side=bars)
 
@@ -552,9 +570,11 @@ __all__ = [
     "comparison_figure",
     "comparison_video_figure",
     "comparison_video_frames",
+    "bar_height",
     "depth_unit",
     "display_size",
     "for_display",
+    "error_streams",
     "error_tiles",
     "scales_of",
     "scene_figure",
