@@ -207,21 +207,18 @@ def write_pictures(out: Path, preset: str, truth, result) -> list[Path]:
     the completion as scored and their error on one colour scale, ``any4d.viz.figures``) and,
     where the preset generates cameras, ``<preset>_cameras.png`` (clip frame, aligned, errors).
     Returns the paths written."""
+    from any4d.eval.tasks import generated_by
     from any4d.viz.camera_figure import plot_camera_comparison
     from any4d.viz.figures import compare, write_comparison
 
-    mask, frames = PRESETS[preset], truth.num_frames
-    generates = {s: len(mask.clean_frames(s, frames)) < frames for s in ("depth", "ray_d")}
+    # What the table scores as generated is what the pictures align and show errors for.
+    depth, cameras, given = generated_by(PRESETS[preset], truth)
     comparison = compare(
-        truth,
-        result.scene,
-        depth_generated=generates["depth"],
-        cameras_generated=generates["ray_d"],
-        given=sorted(mask.clean_frames("rgb", frames)),
+        truth, result.scene, depth_generated=depth, cameras_generated=cameras, given=given
     )
     title = f"any4d demo · {preset} · held-out clip 0"
     paths = write_comparison(comparison, out / preset, title=title)
-    if generates["ray_d"] and result.scene.cameras is not None:
+    if cameras and result.scene.cameras is not None:
         paths.append(
             plot_camera_comparison(
                 out / f"{preset}_cameras.png",

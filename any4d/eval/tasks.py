@@ -245,8 +245,9 @@ def task_baselines(
     raise ValueError(f"task={task!r} (expected one of {TASKS})")
 
 
-def _generated(mask, truth: Scene) -> tuple[bool, bool, list[int]]:
-    """What a mask generates: depth, cameras (rays), and which RGB frames are not observed."""
+def generated_by(mask, truth: Scene) -> tuple[bool, bool, list[int]]:
+    """What a mask generates: depth (bool), cameras (rays; bool), and the RGB frames it observes
+    (sorted; every other frame is generated)."""
     clean_rgb = mask.clean_frames("rgb", truth.num_frames)
     context = sorted(clean_rgb)
     return "depth" not in mask.clean, "ray_d" not in mask.clean, context
@@ -265,7 +266,7 @@ def _frames(pred_rgb: Tensor, truth: Scene, context: list[int]) -> dict[str, flo
 def mask_scores(mask, pred: Scene, truth: Scene) -> dict[str, float]:
     """Scores of what ``mask`` generated (depth, cameras, unobserved RGB frames) — observed
     modalities come back as given and are not scored."""
-    depth, cameras, context = _generated(mask, truth)
+    depth, cameras, context = generated_by(mask, truth)
     scores = {}
     if depth and pred.depth is not None:
         scores.update(_depth(pred.depth, truth, "geo4d"))
@@ -283,7 +284,7 @@ def mask_baselines(
     cameras; a cross-fade (first and last frame observed) or the first frame repeated. With
     ``depth_range``, a mask that observes the first and last frame and every camera also gets
     the plane sweep between them."""
-    depth, cameras, context = _generated(mask, truth)
+    depth, cameras, context = generated_by(mask, truth)
     floors = geometry_baselines(truth)
     out = {}
     if depth:
