@@ -291,7 +291,7 @@ def colour_bar(
     colours: (N, 3) float in [0, 1], bottom of the bar first. ticks: (position, text) pairs,
     position in [0, 1] from the bottom (1 = top). Returns (3, h, w) uint8.
     """
-    from PIL import ImageDraw
+    from PIL import Image, ImageDraw
 
     if colours.dim() != 2 or colours.shape[-1] != 3:
         raise ValueError(f"colours has shape {tuple(colours.shape)} (expected (N, 3))")
@@ -305,13 +305,8 @@ def colour_bar(
     top, left = label_height + text_size("0")[1] // 2, PAD
     index = torch.linspace(colours.shape[0] - 1, 0, height).round().long()  # top row = last
     gradient = (colours[index] * 255).round().to(torch.uint8).numpy()  # (height, 3)
-    bar = np.repeat(gradient[:, None, :], _BAR_WIDTH, axis=1)
-    pixels = np.array(image)
-    pixels[top : top + height, left : left + _BAR_WIDTH] = bar
-    from PIL import Image
-
-    image = Image.fromarray(pixels)
-    draw = ImageDraw.Draw(image)
+    bar = np.repeat(gradient[:, None, :], _BAR_WIDTH, axis=1)  # (height, width, 3)
+    image.paste(Image.fromarray(np.ascontiguousarray(bar)), (left, top))
     draw.rectangle((left, top, left + _BAR_WIDTH - 1, top + height - 1), outline=0)
     last = None
     for position, text in sorted(ticks, key=lambda t: -t[0]):
