@@ -224,8 +224,8 @@ class CompletionWriter:
 
         scales = scales_of([model], unit=depth_unit(self.units or "relative"))
         count = len(self.indices)
-        first = self._display.scene([0], cameras, self.fps)
-        origin = None if first.cameras is None else first.cameras.c2w[0]
+        # Rays relative to the clip's first camera (resizing for display keeps the poses).
+        origin = None if cameras is None else cameras.c2w[0].to(torch.float32)
         shown = frame_indices(count, GRID_FRAMES).tolist()
         grid = scene_figure(
             self._display.scene(shown, cameras, self.fps),
@@ -236,7 +236,7 @@ class CompletionWriter:
             origin=origin,
         )
         save_png(grid.image, self.folder / "grid.png")
-        bars = colour_bars(scales, height=bar_height(first, 1))
+        bars = colour_bars(scales, height=bar_height(self._display.size, 1))
 
         def frames():
             for t in range(count):

@@ -434,7 +434,9 @@ def comparison_video_frames(
     colour scales and bars as ``comparison_figure``. Yields (3, H, W) uint8, all one size; box
     keys ``"truth/<column>"`` etc. are those of ``comparison_video_figure``."""
     errors = error_streams(comparison)
-    bars = colour_bars(comparison.scales, errors, height=bar_height(comparison.truth, 2))
+    bars = colour_bars(
+        comparison.scales, errors, height=bar_height(comparison.truth.rgb.shape[-2:], 2)
+    )
     for t in range(comparison.truth.num_frames):
         figure = comparison_video_figure(
             comparison, t, frame_numbers=frame_numbers, title=title, bars=bars
@@ -467,7 +469,9 @@ def comparison_video_figure(
         rows.append(GridRow("error", [errors[s][0] if s in errors else None for s in streams]))
     heading = _frame_title(title, names[t], t / truth.fps, t in comparison.given)
     if bars is None:
-        bars = colour_bars(comparison.scales, tuple(errors), height=bar_height(truth, 2))
+        bars = colour_bars(
+            comparison.scales, tuple(errors), height=bar_height(truth.rgb.shape[-2:], 2)
+        )
     columns = [STREAM_LABELS[s] for s in streams]
     footer = f"prediction: {_alignment_text(comparison)}"
     figure = labelled_grid(rows, columns, title=heading, side=bars)
@@ -490,7 +494,7 @@ def scene_video_frames(
     names = _frame_names(scene.num_frames, frame_numbers)
     seconds = _times(scene.num_frames, scene.fps, times)
     origin = None if scene.cameras is None else scene.cameras.c2w[0]
-    bars = colour_bars(scales, height=bar_height(scene, 1))
+    bars = colour_bars(scales, height=bar_height(scene.rgb.shape[-2:], 1))
     for t in range(scene.num_frames):
         frame = scene.frames([t])
         yield scene_frame_figure(
@@ -498,11 +502,11 @@ def scene_video_frames(
         ).image
 
 
-def bar_height(scene: Scene, rows: int) -> int:
-    """Pixels of gradient for colour bars beside ``rows`` rows of the scene's upscaled tiles
-    (their label and end ticks fit in the rest)."""
-    tile = scene.height * upscale_factor(scene.height, scene.width)
-    return max(96, rows * tile - 40)
+def bar_height(size: tuple[int, int], rows: int) -> int:
+    """Pixels of gradient for colour bars beside ``rows`` rows of tiles of ``size`` (H, W),
+    upscaled as ``labelled_grid`` upscales them (their label and end ticks fit in the rest)."""
+    height, width = size
+    return max(96, rows * height * upscale_factor(height, width) - 40)
 
 
 def scene_frame_figure(
@@ -527,7 +531,7 @@ def scene_frame_figure(
     tiles = stream_tiles(frame, scales, [0], origin)
     streams = [s for s in STREAM_LABELS if s in tiles]
     row = GridRow("", [tiles[s][0] for s in streams])
-    bars = colour_bars(scales, height=bar_height(frame, 1)) if bars is None else bars
+    bars = colour_bars(scales, height=bar_height(frame.rgb.shape[-2:], 1)) if bars is None else bars
     heading = _frame_title(title, number, time, False)
     return labelled_grid([row], [STREAM_LABELS[s] for s in streams], title=heading, side=bars)
 
