@@ -3,6 +3,7 @@
 Subcommands:
   render   render a procedural clip and save its RGB | depth | rays grid as a PNG
   train    train the four-stream model (one process, or many under torchrun)
+  cache    encode a training config's clips once (latents, captions) to train from
   demo     every task on held-out procedural scenes with the shipped model: pictures + table
   complete run a task on your video or folder of frames and write every output
   eval     a task over a data split: per-clip JSON and a table beside trivial baselines
@@ -93,6 +94,24 @@ def _train(args: argparse.Namespace) -> int:
         state = "stopped (SIGTERM) at" if result.interrupted else "finished at"
         print(f"{state} step {result.step}; metrics: {result.metrics}")
         print(f"checkpoint: {result.checkpoint}")
+    return 0
+
+
+def _cache(args: argparse.Namespace) -> int:
+    from any4d.train import load_config
+    from any4d.train.cache import write_cache
+
+    config = load_config(args.config, args.overrides)
+    index = write_cache(
+        config,
+        args.out,
+        shard_size=args.shard_size,
+        resume=args.resume,
+        dtype=args.dtype,
+        progress=not args.no_progress,
+    )
+    if int(os.environ.get("RANK", "0")) == 0:
+        print(f"wrote {index}; train from it with data.cache={args.out}")
     return 0
 
 
@@ -328,6 +347,39 @@ def _add_train(commands) -> None:
     training.set_defaults(handler=_train)
 
 
+def _add_cache(commands) -> None:
+    cache = commands.add_parser(
+        "cache",
+        help="encode a training config's clips once (Wan VAE latents, captions) for training",
+        description=(
+            "Encode every clip a training config draws from — codec latents of RGB and depth, "
+            "cameras, clip scales, caption features — into sharded safetensors files with an "
+            "index; train on them with data.cache=DIR (no VAE or text encoder in training). "
+            "Several processes or nodes: torchrun … -m any4d cache --config … (each rank its "
+            "shards)."
+        ),
+    )
+    cache.add_argument("--config", required=True, help="a named config or a YAML file")
+    cache.add_argument("--out", required=True, help="the cache directory")
+    cache.add_argument(
+        "--shard-size", type=_positive_int, default=64, help="clips per shard (default 64)"
+    )
+    cache.add_argument(
+        "--dtype",
+        choices=("float32", "bfloat16"),
+        default="float32",
+        help="of the stored latents (bfloat16: half the size)",
+    )
+    cache.add_argument(
+        "--resume", action="store_true", help="keep the complete shards already in --out"
+    )
+    cache.add_argument("--no-progress", action="store_true", help="no progress bar")
+    cache.add_argument(
+        "overrides", nargs="*", metavar="KEY=VALUE", help="config overrides, as for train"
+    )
+    cache.set_defaults(handler=_cache)
+
+
 def _add_demo(commands) -> None:
     demo = commands.add_parser(
         "demo",
@@ -550,7 +602,15 @@ def build_parser() -> argparse.ArgumentParser:
         description="RGB video, depth and camera pose as one 4D scene.",
     )
     commands = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
-    for add in (_add_render, _add_train, _add_demo, _add_complete, _add_eval, _add_view):
+    for add in (
+        _add_render,
+        _add_train,
+        _add_cache,
+        _add_demo,
+        _add_complete,
+        _add_eval,
+        _add_view,
+    ):
         add(commands)
     return parser
 
@@ -565,7 +625,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args, extra = parser.parse_known_args(argv)
     # Overrides may sit between options (``train --config x steps=5 --resume lr=…``).
     stray = [a for a in extra if a.startswith("-") or "=" not in a]
-    if stray or (extra and args.command != "train"):
+    if stray or (extra and args.command not in ("train", "cache")):
         parser.error(f"unrecognized arguments: {' '.join(stray or extra)}")
     if extra:
         args.overrides = [*args.overrides, *extra]

@@ -28,7 +28,7 @@ from einops import rearrange
 from torch import Tensor
 
 from any4d.data.scene import Scene
-from any4d.geometry import Cameras, plucker_rays, rays_to_cameras, resolve_frames
+from any4d.geometry import Cameras, ClipFrame, plucker_rays, rays_to_cameras, resolve_frames
 from any4d.tokenize.batch import Observed, check_batch, fit_frames, frame_rows
 from any4d.tokenize.clip import STREAMS, LatentClip
 from any4d.tokenize.rays import (
@@ -124,12 +124,11 @@ class Tokenizer(ABC):
         scenes = check_batch(scenes)
         first = scenes[0]
         num_frames, height, width = first.num_frames, first.height, first.width
-        latent_frames, latent_h, latent_w = self.latent_size(num_frames, height, width)
+        self.latent_size(num_frames, height, width)  # a clear error for a size it cannot take
         context = self._context(context_frames, num_frames)
         if isinstance(observed, Observed):
             observed = [observed] * len(scenes)
         frame, units = fit_frames(scenes, observed, targets)
-        r, channels = self.temporal_stride, self.latent_channels
 
         def with_context(x: Tensor, encode: Callable[[Tensor], Tensor]) -> Tensor:
             """x (n, T, c, h, w) → encode(x) with one latent frame per context frame appended."""
@@ -150,7 +149,7 @@ class Tokenizer(ABC):
             return scatter(rows, torch.ones(len(rows), dtype=torch.bool, device=first.rgb.device))
 
         rgb = torch.stack([scene.rgb for scene in scenes])  # (B, T, 3, H, W)
-        grids = {"rgb": with_context(rgb, self.encode_images)}
+        images = {"rgb": with_context(rgb, self.encode_images)}
         available = {"rgb": flags(list(range(len(scenes))))}
         depth_valid = None
 
@@ -158,38 +157,102 @@ class Tokenizer(ABC):
         if with_depth:
             depth = torch.stack([scenes[i].depth.to(rgb.dtype) for i in with_depth])
             encoded = frame_rows(frame, with_depth).encode_depth(depth)
-            grids["depth"] = scatter(
+            images["depth"] = scatter(
                 with_depth, with_context(encoded.expand(-1, -1, 3, -1, -1), self.encode_images)
             )
             available["depth"] = flags(with_depth)
-            valid = with_context((depth > 0).to(depth.dtype), self._pool_valid)  # (n, 1, T', …)
-            depth_valid = scatter(with_depth, valid[:, 0])
+            depth_valid = scatter(with_depth, self.valid_fraction(depth, context))
 
-        with_cameras = [i for i, scene in enumerate(scenes) if scene.cameras is not None]
+        return self.assemble(
+            images,
+            available,
+            [scene.cameras for scene in scenes],
+            frame,
+            units,
+            num_frames=num_frames,
+            image_size=(height, width),
+            context=context,
+            depth_valid=depth_valid,
+            text=tuple(scene.text for scene in scenes),
+            fps=tuple(float(scene.fps) for scene in scenes),
+        )
+
+    def valid_fraction(self, depth: Tensor, context: Sequence[int] = ()) -> Tensor:
+        """depth (n, T, 1, H, W) metres → (n, T' + len(context), H', W') fraction of valid
+        (> 0) pixels under each latent cell, a context group's from its frame alone."""
+        valid = (depth > 0).to(depth.dtype)
+        grid = self._pool_valid(valid)
+        if context:
+            alone = rearrange(valid[:, list(context)], "n k c h w -> (n k) 1 c h w")
+            extra = rearrange(self._pool_valid(alone), "(n k) c 1 h w -> n c k h w", k=len(context))
+            grid = torch.cat([grid, extra], dim=2)
+        return grid[:, 0]
+
+    def assemble(
+        self,
+        images: dict[str, Tensor],
+        available: dict[str, Tensor],
+        cameras: Sequence[Cameras | None],
+        frame: ClipFrame,
+        units: tuple[str, ...],
+        *,
+        num_frames: int,
+        image_size: tuple[int, int],
+        context: Sequence[int] = (),
+        depth_valid: Tensor | None = None,
+        text: tuple[str | None, ...] = (),
+        fps: tuple[float, ...] = (),
+    ) -> LatentClip:
+        """Codec latents of B clips + their cameras → the ``LatentClip`` ``encode`` returns.
+
+        images:    "rgb" and optionally "depth" (D̃ at each clip's scale): (B, C, T' + k, H', W')
+                   codec latents with the k context groups appended, zeros for clips without.
+        available: "rgb" / "depth" → (B,) bool.
+        cameras:   per clip, its cameras in the world (None: no rays); their rays are computed
+                   here at the latent grid, normalised by ``frame``.
+        frame, units: each clip's normalisation (``fit_frames``). context: the validated pixel
+        frames of the context groups (``_context``). Other arguments: ``LatentClip``'s fields.
+        Encoding a scene and assembling its precomputed latents give the same clip, so a latent
+        cache (``any4d.tokenize.precomputed``) trains on exactly what encoding would give.
+        """
+        reference = images["rgb"]
+        batch, device = reference.shape[0], reference.device
+        dtype = frame.scale.dtype  # rays in the clip's precision, whatever the codec gave
+        latent_h, latent_w = reference.shape[-2:]
+        r, channels = self.temporal_stride, self.latent_channels
+        grids, available = dict(images), dict(available)
+        with_cameras = [i for i, c in enumerate(cameras) if c is not None]
         if with_cameras:
-            cameras = Cameras.stack([scenes[i].cameras.to(dtype=rgb.dtype) for i in with_cameras])
-            normalized = frame_rows(frame, with_cameras).normalize_cameras(cameras)
-            grid_cameras = normalized.strided(self.spatial_stride)
-            rays = plucker_rays(grid_cameras, latent_h, latent_w)  # (n, T, 6, H', W')
+            stacked = Cameras.stack([cameras[i].to(dtype=dtype) for i in with_cameras])
+            normalized = frame_rows(frame, with_cameras).normalize_cameras(stacked)
+            rays = plucker_rays(normalized.strided(self.spatial_stride), latent_h, latent_w)
+            flags = torch.zeros(batch, dtype=torch.bool, device=device)
+            flags[with_cameras] = True
             for name, half in (("ray_d", rays[:, :, :3]), ("ray_m", rays[:, :, 3:])):
-                packed = with_context(half, lambda x: pack_rays(x, r, channels))
-                grids[name] = scatter(with_cameras, packed)
-                available[name] = flags(with_cameras)
-
+                packed = pack_rays(half, r, channels)
+                if context:
+                    alone = rearrange(half[:, list(context)], "n k c h w -> (n k) 1 c h w")
+                    extra = pack_rays(alone, r, channels)
+                    extra = rearrange(extra, "(n k) c 1 h w -> n c k h w", k=len(context))
+                    packed = torch.cat([packed, extra], dim=2)
+                grid = packed.new_zeros(batch, *packed.shape[1:])
+                grid[with_cameras] = packed
+                grids[name], available[name] = grid, flags
+        latent_frames = num_latent_frames(num_frames, r)
         index = list(range(latent_frames)) + [latent_frame_of(p, r) for p in context]
         return LatentClip(
             grids={k: v * self.stream_scales.get(k, 1.0) for k, v in grids.items()},
             available=available,
-            frame_index=torch.tensor(index, dtype=torch.long, device=first.rgb.device),
+            frame_index=torch.tensor(index, dtype=torch.long, device=device),
             pixel_frames=causal_pixel_frames(num_frames, r) + tuple((p,) for p in context),
             num_frames=num_frames,
-            image_size=(height, width),
+            image_size=tuple(image_size),
             frame=frame,
             num_context=len(context),
             depth_valid=depth_valid,
-            text=tuple(scene.text for scene in scenes),
-            fps=tuple(float(scene.fps) for scene in scenes),
-            units=units,
+            text=tuple(text),
+            fps=tuple(fps),
+            units=tuple(units),
         )
 
     def _context(self, context_frames: Sequence[int], num_frames: int) -> list[int]:

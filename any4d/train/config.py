@@ -86,11 +86,13 @@ class TokenizerSection:
 
 @dataclass(frozen=True)
 class SyntheticSource:
-    """One procedural data set of a synthetic mixture: what it provides and how often."""
+    """One procedural data set of a synthetic mixture: what it provides and how often; size:
+    its number of clips (None: the world's whole training split, 10^6)."""
 
     name: str
     weight: float = 1.0
     modalities: tuple[str, ...] = ("rgb", "depth", "cameras")
+    size: int | None = None
 
     def __post_init__(self) -> None:
         modalities = tuple(self.modalities)
@@ -101,6 +103,11 @@ class SyntheticSource:
             )
         if not self.weight >= 0:
             raise ValueError(f"data.synthetic[{self.name!r}].weight={self.weight} (expected ≥ 0)")
+        if self.size is not None and (not isinstance(self.size, int) or self.size < 1):
+            raise ValueError(
+                f"data.synthetic[{self.name!r}].size={self.size!r} (expected an integer ≥ 1 or "
+                "null)"
+            )
         object.__setattr__(self, "modalities", modalities)
 
 
@@ -110,11 +117,14 @@ class DataSection:
     mixture: a mixture YAML of real data sets (``any4d.data.load_mixture``), or None for the
     procedural world: ``synthetic`` lists its data sets, ``num_frames``/``height``/``width`` its
     clip shape and ``fps`` its frame rate (lower: more motion per clip). num_workers: DataLoader
-    workers per process."""
+    workers per process. cache: a latent cache of these clips written by ``any4d cache``
+    (``any4d.train.cache``): the run then reads its latents and caption features and never
+    builds the Wan VAE or the text encoder."""
 
     batch_size: int = 8
     num_workers: int = 0
     mixture: str | None = None
+    cache: str | None = None
     synthetic: tuple[SyntheticSource, ...] = (SyntheticSource("synthetic"),)
     num_frames: int = 5
     height: int = 32
@@ -153,19 +163,24 @@ class DataSection:
 class NoiseSection:
     """Training noise (``any4d.diffusion.NoiseConfig``): pattern weights, time shift, the
     probability that a context group stays clean, the probability that a sample's targets
-    share one level and the probability that a sample's whole context is dropped to noise."""
+    share one level and the probability that a sample's whole context is dropped to noise;
+    text_drop_prob: the probability that a captioned sample trains on the null text instead
+    (classifier-free text dropout: the model keeps an uncaptioned mode for every data set)."""
 
     patterns: dict[str, float] = field(default_factory=lambda: dict(NoiseConfig().patterns))
     shift: float = NoiseConfig.shift
     history_clean_prob: float = NoiseConfig.history_clean_prob
     shared_target_prob: float = NoiseConfig.shared_target_prob
     context_drop_prob: float = NoiseConfig.context_drop_prob
+    text_drop_prob: float = 0.0
     stream_weights: dict[str, float] = field(
         default_factory=lambda: {"rgb": 0.25, "depth": 0.25, "ray_d": 0.25, "ray_m": 0.25}
     )
 
     def __post_init__(self) -> None:
         self.noise_config()  # NoiseConfig's checks, when the config is read
+        if not 0 <= self.text_drop_prob <= 1:
+            raise ValueError(f"noise.text_drop_prob={self.text_drop_prob} (expected in [0, 1])")
 
     def noise_config(self) -> NoiseConfig:
         """The ``any4d.diffusion.NoiseConfig`` of this section (all but the stream weights)."""

@@ -70,7 +70,7 @@ def build_sources(data: DataSection, temporal_stride: int) -> list[Source]:
         num_frames=data.num_frames, height=data.height, width=data.width, fps=data.fps
     )
     return [
-        Source(s.name, SyntheticClips(shape, split="train"), s.weight, s.modalities)
+        Source(s.name, SyntheticClips(shape, split="train", size=s.size), s.weight, s.modalities)
         for s in data.synthetic
         if s.weight > 0
     ]
@@ -98,7 +98,10 @@ class SlotDataset(Dataset):
     def __getitem__(self, item: tuple[int, int]) -> tuple[int, Scene]:
         step, slot = item
         source, index = self.pick(step, slot)
-        return slot, keep_modalities(source.dataset[index], source.modalities)
+        sample = source.dataset[index]
+        if isinstance(sample, Scene):  # a cache's clips were stored with the source's modalities
+            sample = keep_modalities(sample, source.modalities)
+        return slot, sample
 
     def __len__(self) -> int:  # the slots are unbounded; samplers index explicitly
         return 2**62

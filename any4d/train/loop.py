@@ -24,6 +24,7 @@ from tqdm.auto import tqdm
 
 from any4d.diffusion import LossTerms, flow_matching_loss
 from any4d.model import Any4DTransformer, preset
+from any4d.train.cache import open_cache
 from any4d.train.checkpoint import (
     existing_checkpoints,
     initial_weights,
@@ -134,9 +135,17 @@ def train(config: TrainConfig, resume: bool = False, progress: bool = True) -> T
 def _train(config: TrainConfig, resume: bool, progress: bool, processes: Processes) -> TrainResult:
     device = processes.device
     torch.manual_seed(config.seed)  # the random init: the same on every process
-    tokenizer = config.tokenizer.build(device)
+    cache = open_cache(config)  # a latent cache: no VAE and no text encoder in this process
+    tokenizer = config.tokenizer.build(device) if cache is None else cache.tokenizer()
     model = build_model(config, tokenizer.latent_channels).to(device)
-    text_encoder = build_text_encoder(config, model, device)
+    if cache is None:
+        text_encoder = build_text_encoder(config, model, device)
+    else:
+        text_encoder = cache.text()
+        if text_encoder is not None:
+            text_encoder.check_fits(
+                model.config.text_dim, f"data.cache={config.data.cache!r}'s captions"
+            )
     streams = list(model.config.streams)
     strategy = choose_strategy(config.strategy, model, processes)
     model = wrap(model, strategy, processes, config.precision)
@@ -150,7 +159,7 @@ def _train(config: TrainConfig, resume: bool, progress: bool, processes: Process
     if config.ema_decay is not None:
         ema = {n: p.detach().clone().float() for n, p in raw_model.named_parameters()}
     step, last_checkpoint = _starting_point(config, resume, model, optimizer, ema, processes)
-    batches = micro_batch_stream(config, tokenizer, text_encoder, streams, step, processes)
+    batches = micro_batch_stream(config, tokenizer, text_encoder, streams, step, processes, cache)
     # Saved in every checkpoint; the clip shape is for pipelines built from it.
     clip = config.data.clip_shape()
     trainer_state = {"world": processes.world, "strategy": strategy, "clip": clip}

@@ -29,6 +29,7 @@ from any4d.diffusion import (
     target_counts,
 )
 from any4d.tokenize.batch import STREAM_MODALITY, Observed
+from any4d.tokenize.precomputed import PrecomputedClip
 from any4d.train.config import TrainConfig
 from any4d.train.data import SlotDataset, SlotSampler, build_sources, micro_batches, slot_generator
 from any4d.train.distributed import Processes
@@ -84,7 +85,7 @@ class MicroBatch:
 
 
 def prepare_micro_batch(
-    scenes: Sequence[Scene],
+    scenes: Sequence[Scene | PrecomputedClip],
     slots: Sequence[int],
     step: int,
     *,
@@ -94,10 +95,17 @@ def prepare_micro_batch(
     seed: int,
     device: torch.device,
     text_encoder=None,
+    text_drop_prob: float = 0.0,
 ) -> MicroBatch:
     """Tokenise ``scenes`` and draw each slot's pattern, times and noise (module docstring);
-    with a ``text_encoder`` (``any4d.tokenize.text.TextEncoder``) also encode their texts."""
-    num_frames, stride = scenes[0].num_frames, tokenizer.temporal_stride
+    with a ``text_encoder`` (``any4d.tokenize.text.TextEncoder``) also encode their texts.
+
+    scenes may also be a latent cache's ``PrecomputedClip``s (``any4d.train.cache``): then the
+    tokenizer is a ``PrecomputedTokenizer`` and the text encoder a ``CachedText``, and the batch
+    is the one the scenes themselves would give. text_drop_prob: the probability that a slot's
+    caption is replaced by the null text (drawn from the slot's own generator)."""
+    first = scenes[0]
+    num_frames, stride = first.num_frames, tokenizer.temporal_stride
     context = [num_frames - 1] if stride > 1 else []  # the interpolation pattern's last frame
     layout = Layout.for_stride(num_frames, stride)
     layout = Layout(layout.pixel_frames + tuple((p,) for p in context), len(context))
@@ -106,7 +114,16 @@ def prepare_micro_batch(
     states_cpu, patterns = sample_patterns(layout, _available(scenes, streams), noise, generators)
     # The clip scale follows what the drawn pattern observes, as it will at inference.
     observed = [Observed.of(PRESETS[p], num_frames) for p in patterns]
-    clip = tokenizer.encode(list(scenes), context_frames=context, observed=observed, targets=True)
+    if isinstance(first, PrecomputedClip):
+        if tuple(first.context) != tuple(context):
+            raise ValueError(
+                f"cached clips have context frames {list(first.context)}, training needs {context}"
+            )
+        clip = tokenizer.encode_precomputed(scenes, observed)
+    else:
+        clip = tokenizer.encode(
+            list(scenes), context_frames=context, observed=observed, targets=True
+        )
     if clip.pixel_frames != layout.pixel_frames:
         raise ValueError(
             f"the tokenizer laid out latent frames {clip.pixel_frames} but the patterns were "
@@ -131,9 +148,7 @@ def prepare_micro_batch(
         pixel_weights["depth"] = clip.depth_valid
     shapes = {s: latents[s].shape for s in streams}
     channel_weights = {s: w.to(device) for s, w in tokenizer.channel_weights(streams).items()}
-    text = None
-    if text_encoder is not None:
-        text = text_encoder.encode_optional([scene.text for scene in scenes]).to(device)
+    text = _text(scenes, slots, step, seed, text_encoder, text_drop_prob)
     return MicroBatch(
         latents=latents,
         noise=eps,
@@ -144,16 +159,39 @@ def prepare_micro_batch(
         frame_index=clip.frame_index,
         patterns=patterns,
         counts=target_counts(states, shapes, pixel_weights, channel_weights),
-        text=text,
+        text=None if text is None else text.to(device),
         channel_weights=channel_weights,
         units=clip.units,
     )
 
 
-def _available(scenes: Sequence[Scene], streams: Sequence[str]) -> dict[str, Tensor]:
-    """Stream → (B,) bool: which scenes have ground truth for it (rays need cameras)."""
+def _text(scenes, slots, step: int, seed: int, text_encoder, drop: float) -> Tensor | None:
+    """(B, L, D) caption features of the samples (zero rows: the null text), None without a
+    text encoder; each slot's caption is dropped to the null text with probability ``drop``,
+    from its own generator (so the same in a cache and on the fly)."""
+    if text_encoder is None:
+        return None
+    if isinstance(scenes[0], PrecomputedClip):
+        features = text_encoder.features(scenes)
+    else:
+        features = text_encoder.encode_optional([scene.text for scene in scenes])
+    if drop > 0:
+        dropped = [
+            bool(torch.rand((), generator=slot_generator(seed, step, slot, "text")) < drop)
+            for slot in slots
+        ]
+        if any(dropped):
+            features = features.clone()
+            features[torch.tensor(dropped)] = 0
+    return features
 
-    def has(scene: Scene, stream: str) -> bool:
+
+def _available(scenes, streams: Sequence[str]) -> dict[str, Tensor]:
+    """Stream → (B,) bool: which samples have ground truth for it (rays need cameras)."""
+
+    def has(scene, stream: str) -> bool:
+        if isinstance(scene, PrecomputedClip):
+            return {"rgb": True, "depth": scene.has_depth}.get(stream, scene.has_cameras)
         return getattr(scene, STREAM_MODALITY[stream]) is not None
 
     return {s: torch.tensor([has(scene, s) for scene in scenes]) for s in streams}
@@ -161,8 +199,11 @@ def _available(scenes: Sequence[Scene], streams: Sequence[str]) -> dict[str, Ten
 
 def prepared_by_loader(config: TrainConfig) -> bool:
     """Whether the data loader prepares the micro-batches of a run, on the CPU (in its workers,
-    when it has any): with the pixel tokenizer, which needs no device, and no text encoder. The
-    Wan VAE and umT5 run on the training loop's device, so with either the loop prepares them."""
+    when it has any): from a latent cache, or with the pixel tokenizer, which needs no device,
+    and no text encoder. The Wan VAE and umT5 run on the training loop's device, so with either
+    the loop prepares them."""
+    if config.data.cache is not None:
+        return True
     return config.tokenizer.kind == "pixel" and config.model.text_encoder is None
 
 
@@ -179,6 +220,7 @@ def preparation(
         seed=config.seed,
         device=device,
         text_encoder=text_encoder,
+        text_drop_prob=config.noise.text_drop_prob,
     )
 
 
@@ -189,17 +231,22 @@ def micro_batch_stream(
     streams: Sequence[str],
     start: int,
     processes: Processes,
+    cache=None,
 ) -> Iterator[MicroBatch]:
     """This process's micro-batches of steps ``start`` … ``config.steps − 1``, in order, ready on
     its device: what the training loop trains on. One ``prepare(scenes, slots, step)`` makes
     them: in the data loader on the CPU (``prepared_by_loader``: the pixel tokenizer, no text
     encoder), or in the loop's process on its device, where the Wan VAE and umT5 are, from the
-    scenes the loader yields."""
+    scenes the loader yields. cache: the run's ``LatentCache`` (its clips are drawn instead)."""
     device = processes.device
     in_loader = prepared_by_loader(config)
     prepare_on = torch.device("cpu") if in_loader else device
     prepare = preparation(config, tokenizer, streams, prepare_on, text_encoder)
-    dataset = SlotDataset(build_sources(config.data, tokenizer.temporal_stride), config.seed)
+    if cache is not None:
+        sources = cache.sources(config)
+    else:
+        sources = build_sources(config.data, tokenizer.temporal_stride)
+    dataset = SlotDataset(sources, config.seed)
     size, world, rank = config.data.batch_size, processes.world, processes.rank
     sampler = SlotSampler(size, world, rank, config.accumulation, start, config.steps)
     workers, pin = config.data.num_workers, device.type == "cuda"
