@@ -42,6 +42,7 @@ from torch import Tensor
 
 from any4d.data import Scene
 from any4d.data.fit import FrameFit
+from any4d.decoding import decode_generated
 from any4d.diffusion import Latents, Layout, Mask, SamplerConfig, SearchConfig, Uncertainty
 from any4d.diffusion import search as search_candidates
 from any4d.geometry import Cameras
@@ -427,7 +428,9 @@ class Any4DPipeline:
             self.model,
             Latents.of(clip),
             mask,
-            functools.partial(self.tokenizer.decode_streams, clip, ray_weights=weights),
+            functools.partial(
+                decode_generated, self.tokenizer, clip, mask, scene, ray_weights=weights
+            ),
             sampler,
             search,
             generator=torch.Generator(device=device).manual_seed(seed),

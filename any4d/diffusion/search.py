@@ -107,6 +107,33 @@ def _decode_or_keep(decode, grids: dict[str, Tensor], failures: list[str], label
         return dict(decode({s: grids[s] for s in ("rgb", "depth") if s in grids}))
 
 
+def _decode_candidates(
+    decode, samples: list[dict[str, Tensor]], per_call: int, batch: int, failures: list[str]
+) -> list[Decoded | None]:
+    """Each candidate decoded — ``per_call`` of them in one ``decode`` call, candidate-major
+    (n·B) — or None where it cannot be (its error in ``failures``). A group with a candidate
+    that does not decode is decoded one by one, to tell which."""
+    out: list[Decoded | None] = []
+    for start in range(0, len(samples), per_call):
+        group = samples[start : start + per_call]
+        try:
+            joined = decode({s: torch.cat([c[s] for c in group]) for s in group[0]})
+        except ValueError:  # e.g. rays that determine no camera: find the candidate
+            joined = None
+        if joined is not None:
+            for k in range(len(group)):
+                rows = slice(k * batch, (k + 1) * batch)
+                out.append({n: v[rows] for n, v in joined.items()})
+            continue
+        for k, candidate in enumerate(group, start=start):
+            try:
+                out.append(decode(candidate))
+            except ValueError as error:
+                failures.append(f"candidate {k}: {error}")
+                out.append(None)
+    return out
+
+
 def search(
     model,
     latents: Latents,
@@ -123,8 +150,10 @@ def search(
     """Sample ``config.candidates`` completions and keep the most self-consistent one per sample.
 
     model, latents, mask, sampler, generator, text, progress: as for ``sample``.
-    decode:  grids (batch B) → {"rgb", "depth", "cameras"}, e.g. a tokenizer's
-             ``decode_streams`` bound to the clip; a ``ValueError`` means "no camera".
+    decode:  grids (batch B, or n·B: n candidates, candidate-major) → {"rgb", "depth",
+             "cameras"} of the same batch, e.g. a tokenizer's ``decode_streams`` bound to the
+             clip; a ``ValueError`` means "no camera". Candidates are decoded
+             ``config.batch_size`` at a time (all at once by default).
     config:  candidates, select, score (default ``SearchConfig()``: one sample, decoded).
     anchors: frames to warp from (default: the mask's clean RGB frames, else frame 0).
     """
@@ -153,15 +182,10 @@ def search(
         return SearchResult(samples[0], decoded, None, best, None, failures)
 
     scores = torch.full((batch, candidates), torch.inf)
-    decoded: list[Decoded | None] = []
-    for k, candidate in enumerate(samples):
-        try:
-            result = decode(candidate)
-        except ValueError as error:  # e.g. rays that determine no camera
-            failures.append(f"candidate {k}: {error}")
-            decoded.append(None)
+    decoded = _decode_candidates(decode, samples, per_call, batch, failures)
+    for k, result in enumerate(decoded):
+        if result is None:
             continue
-        decoded.append(result)
         rgb, depth, cameras = result["rgb"], result.get("depth"), result.get("cameras")
         if depth is None or cameras is None:
             raise ValueError("search needs depth and cameras: the mask must keep both streams")

@@ -286,17 +286,25 @@ class Tokenizer(ABC):
         """Latent grids → batched pixel-space streams, in the original world and metres.
 
         clip:        the metadata (frame, sizes, pixel frames) the grids belong to.
-        grids:       stream → (B, C, T', H', W'), with or without the clip's context groups
-                     (they are dropped); default: the clip's own grids. Must include "rgb";
-                     ray_d and ray_m go together. Every stream given is decoded for every clip,
-                     so the rays of each clip must determine a camera (a zero grid of a clip
-                     without cameras does not: decode such batches with ``decode``).
+        grids:       stream → (B, C, T', H', W') — or (n·B, …): n candidates of every
+                     clip, candidate-major, decoded in one batch —, with or without the clip's
+                     context groups (they are dropped); default: the clip's own grids. Only the
+                     streams given are decoded (leave out what need not come back: an observed
+                     stream costs a codec pass); ray_d and ray_m go together. Every stream given
+                     is decoded for every clip, so the rays of each clip must determine a camera
+                     (a zero grid of a clip without cameras does not: decode such batches with
+                     ``decode``).
         ray_weights: optional per-ray confidence (B, T, H', W') (broadcastable) for
                      ``rays_to_cameras``.
-        Returns "rgb" (B, T, 3, H, W) in [-1, 1]; "depth" (B, T, 1, H, W) metres (0 = invalid)
-        if a depth grid is given; "cameras" (batch (B, T), intrinsics for H × W) if rays are.
+        Returns "rgb" (B, T, 3, H, W) in [-1, 1] if an rgb grid is given; "depth" (B, T, 1, H, W)
+        metres (0 = invalid) if a depth grid is; "cameras" (batch (B, T), intrinsics for H × W)
+        if rays are.
         """
-        grids = self._clip_grids(clip, clip.grids if grids is None else grids)
+        grids = clip.grids if grids is None else grids
+        batch = next(iter(grids.values())).shape[0] if grids else clip.batch_size
+        if batch > clip.batch_size and batch % clip.batch_size == 0:
+            clip = clip.repeat(batch // clip.batch_size)  # candidates of each clip, in one pass
+        grids = self._clip_grids(clip, grids, need_rgb=False)
         every = list(range(clip.batch_size))
         return self._decode(clip, grids, ray_weights, {"depth": every, "cameras": every})
 
@@ -346,14 +354,16 @@ class Tokenizer(ABC):
     ) -> dict[str, Tensor | Cameras]:
         """Decode rgb for every clip, and depth / cameras for the clips ``rows`` lists.
 
-        Returns rgb (B, …) and, where the grids have them, depth (n_depth, …) and cameras
+        Returns, where the grids have them, rgb (B, …), depth (n_depth, …) and cameras
         (n_cameras, T) in the order of their rows.
         """
         dtype = clip.frame.scale.dtype
-        out: dict[str, Tensor | Cameras] = {"rgb": self._decode_video(grids["rgb"], clip)}
+        out: dict[str, Tensor | Cameras] = {}
+        if "rgb" in grids:
+            out["rgb"] = self._decode_video(grids["rgb"], clip)
         # Geometry in the clip's own dtype even under autocast (bf16 poses would also mix
         # dtypes with the clip's intrinsics); the codec above may run in autocast.
-        exact = torch.autocast(grids["rgb"].device.type, enabled=False)
+        exact = torch.autocast(next(iter(grids.values())).device.type, enabled=False)
         if "depth" in grids and rows.get("depth"):
             depth_rows = rows["depth"]
             encoded = self._decode_video(grids["depth"][depth_rows], clip).mean(2, keepdim=True)
@@ -381,13 +391,17 @@ class Tokenizer(ABC):
                 out["cameras"] = frame_rows(clip.frame, camera_rows).denormalize_cameras(cameras)
         return out
 
-    def _clip_grids(self, clip: LatentClip, grids: dict[str, Tensor]) -> dict[str, Tensor]:
+    def _clip_grids(
+        self, clip: LatentClip, grids: dict[str, Tensor], need_rgb: bool = True
+    ) -> dict[str, Tensor]:
         """Validate prediction grids against the clip and drop its context groups."""
         unknown = [s for s in grids if s not in STREAMS]
-        if unknown or "rgb" not in grids or (("ray_d" in grids) != ("ray_m" in grids)):
+        missing_rgb = need_rgb and "rgb" not in grids
+        if unknown or missing_rgb or not grids or (("ray_d" in grids) != ("ray_m" in grids)):
+            expected = "'rgb' and any of " if need_rgb else "any of "
             raise ValueError(
-                f"grids has streams {tuple(grids)} (expected 'rgb' and any of {STREAMS[1:]}, "
-                "ray_d and ray_m together)"
+                f"grids has streams {tuple(grids)} (expected {expected}{STREAMS}, ray_d and "
+                "ray_m together)"
             )
         b, t_all, h, w = clip.grid_shape
         t_clip = clip.num_clip_latents

@@ -131,6 +131,28 @@ class LatentClip:
             available={s: self.available.get(s, missing) for s in streams},
         )
 
+    def repeat(self, count: int) -> LatentClip:
+        """The batch ``count`` times over, (count·B, …): clip ``k·B + b`` is clip ``b`` (e.g. to
+        decode ``count`` candidates of each clip in one batch)."""
+        if not isinstance(count, int) or count < 1:
+            raise ValueError(f"count={count!r} (expected an integer ≥ 1)")
+        if count == 1:
+            return self
+
+        def tiled(x: Tensor) -> Tensor:
+            return x.repeat(count, *([1] * (x.dim() - 1)))
+
+        return replace(
+            self,
+            grids={k: tiled(v) for k, v in self.grids.items()},
+            available={k: tiled(v) for k, v in self.available.items()},
+            frame=ClipFrame(tiled(self.frame.reference), tiled(self.frame.scale)),
+            depth_valid=None if self.depth_valid is None else tiled(self.depth_valid),
+            text=self.text * count,
+            fps=self.fps * count,
+            units=self.units * count,
+        )
+
     def to(self, device=None, dtype: torch.dtype | None = None) -> LatentClip:
         """Move every tensor to ``device``; cast the grids (and depth_valid) to ``dtype``."""
 

@@ -89,15 +89,37 @@ def test_undecodable_candidates_are_reported_not_fatal(setting):
     _, tokenizer, clip = setting
     calls = []
 
-    def decode(grids):
-        calls.append(1)
-        if len(calls) == 2:
+    def decode(grids):  # candidate 1 does not decode: nor does a batch holding it
+        calls.append(grids["rgb"].shape[0])
+        if len(calls) in (1, 3):
             raise ValueError("rays determine no camera")
         return tokenizer.decode_streams(clip, grids)
 
     result = run(Oracle(clip), clip, decode, candidates=3, steps=2)
-    assert torch.isinf(result.scores[0, 1])
+    assert torch.isinf(result.scores[0, 1]) and torch.isfinite(result.scores[0, [0, 2]]).all()
     assert result.failures == ["candidate 1: rays determine no camera"]
+    # All three in one call; it fails, so each is decoded alone to tell which.
+    assert calls == [3, 1, 1, 1]
+
+
+def test_candidates_decode_in_one_batch_equal_to_one_by_one(setting):
+    _, tokenizer, clip = setting
+    sizes = []
+
+    def decode(grids):
+        sizes.append(grids["rgb"].shape[0])
+        together = tokenizer.decode_streams(clip, grids)
+        for k in range(grids["rgb"].shape[0]):
+            alone = tokenizer.decode_streams(clip, {s: g[k : k + 1] for s, g in grids.items()})
+            for name in ("rgb", "depth"):
+                torch.testing.assert_close(together[name][k : k + 1], alone[name])
+            torch.testing.assert_close(together["cameras"].c2w[k], alone["cameras"].c2w[0])
+        return together
+
+    result = run(Oracle(clip), clip, decode, candidates=4, steps=2, seed=3)
+    assert sizes == [4] and torch.isfinite(result.scores).all()
+    run(Oracle(clip), clip, decode, candidates=4, steps=2, seed=3, batch_size=3)
+    assert sizes[1:] == [3, 1]
 
 
 @pytest.mark.parametrize(
@@ -175,7 +197,7 @@ def test_a_mean_without_cameras_keeps_rgb_and_depth_and_says_so(setting):
 
     def decode(grids):
         calls.append(sorted(grids))
-        if len(calls) == 4:  # the three candidates decode, their mean's rays do not
+        if len(calls) == 2:  # the three candidates decode (one call), their mean's rays do not
             raise ValueError("rays determine no camera")
         return tokenizer.decode_streams(clip, grids)
 
