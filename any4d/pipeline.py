@@ -119,6 +119,7 @@ class Any4DPipeline:
         self.tokenizer = tokenizer
         self.defaults = dict(defaults or {})
         self.text_encoder = text_encoder
+        self.text_encoder_path: str | None = None  # where it was loaded from, if known
 
     @property
     def device(self) -> torch.device:
@@ -152,20 +153,22 @@ class Any4DPipeline:
           the umT5 text encoder when ``text_encoder/`` + ``tokenizer/`` are there too.
 
         text_encoder: a local directory holding ``text_encoder/`` + ``tokenizer/`` (e.g. the Wan2.1
-        diffusers directory) to load umT5 from; None: only a Wan directory's own; False: none.
+        diffusers directory) to load umT5 from; None: the one the directory names (a training
+        checkpoint's ``model.text_encoder``, a saved pipeline's, a Wan directory's own), if any;
+        False: none.
         """
         directory = Path(directory)
         if not directory.is_dir():
             raise FileNotFoundError(f"pipeline directory {directory} does not exist")
         pipe = cls._load(directory, ema, device)
-        if text_encoder is None and (directory / "transformer").is_dir():
-            has_text = all((directory / n).is_dir() for n in ("text_encoder", "tokenizer"))
-            text_encoder = directory if has_text else None
+        if text_encoder is None:
+            text_encoder = _recorded_text_encoder(directory)
         if text_encoder not in (None, False):
             from any4d.tokenize.text import TextEncoder
 
             encoder = TextEncoder.from_pretrained(text_encoder, device=device)
             pipe = cls(pipe.model, pipe.tokenizer, pipe.defaults, text_encoder=encoder)
+            pipe.text_encoder_path = str(Path(text_encoder).resolve())
         return pipe
 
     @classmethod
@@ -187,6 +190,13 @@ class Any4DPipeline:
             meta = read_json_object(directory / "trainer.json")
             config = meta["config"]
             spec = dict(config["tokenizer"])
+            vae = spec.get("vae_path")
+            if spec.get("kind") == "wan_vae" and vae and not Path(vae).exists():
+                raise FileNotFoundError(
+                    f"{directory} was trained with the Wan VAE at {vae}, which does not exist "
+                    "here: copy it there, or save the pipeline with save_pretrained (it holds "
+                    "its VAE) where it does"
+                )
             tokenizer = build_tokenizer(spec.pop("kind"), **spec, device=device)
             model = Any4DTransformer.from_pretrained(directory / "model", device=device)
             if ema and (directory / "ema.safetensors").is_file():
@@ -206,7 +216,9 @@ class Any4DPipeline:
         )
 
     def save_pretrained(self, directory: str | Path) -> Path:
-        """``pipeline.json`` + ``model/`` (+ ``vae/`` for the Wan VAE tokenizer)."""
+        """``pipeline.json`` + ``model/`` (+ ``vae/`` for the Wan VAE tokenizer); a text encoder
+        loaded from a directory is recorded by its absolute path (``from_pretrained`` loads it
+        again)."""
         from any4d.tokenize import PixelTokenizer
 
         directory = Path(directory)
@@ -219,6 +231,9 @@ class Any4DPipeline:
         spec["stream_scales"] = dict(self.tokenizer.stream_scales)
         self.model.save_pretrained(directory / "model")
         meta = {"format": FORMAT, "tokenizer": spec, "defaults": self.defaults}
+        if self.text_encoder is not None:
+            # umT5-XXL is ~11 GB: referred to by its absolute path, not copied.
+            meta["text_encoder"] = getattr(self, "text_encoder_path", None)
         with atomic_path(directory / PIPELINE_FILE) as temporary:
             temporary.write_text(json.dumps(meta, indent=2))
         return directory
@@ -513,6 +528,33 @@ def read_defaults(directory: str | Path) -> dict[str, Any]:
         "checkpoint (trainer.json + model/), or a Wan2.1 diffusers directory "
         "(transformer/ + vae/)"
     )
+
+
+def _recorded_text_encoder(directory: Path) -> str | Path | None:
+    """The text encoder a pipeline directory names: a training checkpoint's
+    ``model.text_encoder``, a saved pipeline's ``text_encoder``, a Wan directory's own
+    ``text_encoder/`` + ``tokenizer/``; None if it names none. A named one that is gone is an
+    error (the model was trained to read captions)."""
+    recorded, where = None, None
+    if (directory / PIPELINE_FILE).is_file():
+        recorded = read_json_object(directory / PIPELINE_FILE).get("text_encoder")
+        where = directory / PIPELINE_FILE
+    elif (directory / "trainer.json").is_file():
+        config = read_json_object(directory / "trainer.json").get("config") or {}
+        recorded = (config.get("model") or {}).get("text_encoder")
+        where = directory / "trainer.json"
+    elif (directory / "transformer").is_dir():
+        has_text = all((directory / n).is_dir() for n in ("text_encoder", "tokenizer"))
+        return directory if has_text else None
+    if recorded is None:
+        return None
+    if not Path(recorded).is_dir():
+        raise FileNotFoundError(
+            f"{where} names the text encoder {recorded}, which does not exist here: pass "
+            "text_encoder=DIR (any4d: --text-encoder DIR) with umT5's text_encoder/ + "
+            "tokenizer/, or text_encoder=False to run without captions"
+        )
+    return recorded
 
 
 def _trained_clip(directory: Path, meta: dict) -> dict[str, Any]:

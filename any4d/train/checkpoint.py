@@ -191,10 +191,11 @@ def read_trainer_state(directory: Path, config: TrainConfig) -> dict[str, Any]:
             f"{path} has format_version {version!r} (this any4d reads {FORMAT_VERSION})"
         )
     try:  # through the dataclasses: a field added since the save reads as its default
-        saved = config_from_dict(meta["config"]).to_dict()
+        # Paths as a run records them (absolute; a checkpoint from before resolved here too).
+        saved = config_from_dict(meta["config"]).with_absolute_paths(check=False).to_dict()
     except ValueError as error:
         raise ValueError(f"{path} holds a config this any4d cannot read: {error}") from None
-    running = config.to_dict()
+    running = config.with_absolute_paths(check=False).to_dict()
     differences = [
         f"{key}: checkpoint {saved.get(key)!r} ≠ now {running[key]!r}"
         for key in IDENTITY_SECTIONS

@@ -262,6 +262,35 @@ class TrainConfig:
     def to_dict(self) -> dict[str, Any]:
         return _plain(dataclasses.asdict(self))
 
+    def with_absolute_paths(self, check: bool = True) -> TrainConfig:
+        """The config with every input path absolute (resolved against the working directory)
+        — what a run records in its checkpoints, so that they load from any directory. check:
+        each path must exist (an error names the field and the path it resolved to)."""
+        changes = {}
+        for section, names in _PATH_FIELDS.items():
+            part = getattr(self, section)
+            values = {}
+            for name in names:
+                value = getattr(part, name)
+                if value is None:
+                    continue
+                path = Path(value).expanduser().resolve()
+                if check and not path.exists():
+                    raise FileNotFoundError(
+                        f"{section}.{name}={value!r} does not exist (resolved to {path}, from the "
+                        f"working directory {Path.cwd()})"
+                    )
+                values[name] = str(path)
+            changes[section] = dataclasses.replace(part, **values)
+        return dataclasses.replace(self, **changes)
+
+
+# Input paths of a config, by section: made absolute in what a run records.
+_PATH_FIELDS = {
+    "model": ("wan_path", "init_from", "text_encoder"),
+    "tokenizer": ("vae_path",),
+    "data": ("mixture", "cache"),
+}
 
 # Sections whose change makes an old checkpoint the wrong starting point.
 IDENTITY_SECTIONS = ("model", "tokenizer", "data", "noise", "optim", "seed", "accumulation")

@@ -10,6 +10,7 @@ and exits; ``resume=True`` continues from the newest checkpoint exactly where it
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import json
 import math
 import signal
@@ -24,7 +25,7 @@ from tqdm.auto import tqdm
 
 from any4d.diffusion import LossTerms, flow_matching_loss
 from any4d.model import Any4DTransformer, preset
-from any4d.train.cache import open_cache
+from any4d.train.cache import cache_spec, open_cache
 from any4d.train.checkpoint import (
     existing_checkpoints,
     initial_weights,
@@ -63,6 +64,7 @@ def build_model(config: TrainConfig, channels: int) -> Any4DTransformer:
     model_config = preset(section.preset, **section.overrides)
     if section.wan_path is not None:
         model = Any4DTransformer.from_wan(section.wan_path, streams=model_config.streams)
+        _check_wan_architecture(section, model_config, model.config)
     elif section.init_from is not None:
         model = Any4DTransformer(model_config)
         model.load_state_dict(initial_weights(section.init_from, model_config), strict=True)
@@ -75,6 +77,30 @@ def build_model(config: TrainConfig, channels: int) -> Any4DTransformer:
         )
     model.gradient_checkpointing = section.gradient_checkpointing
     return model
+
+
+def _check_wan_architecture(section, wanted, loaded) -> None:
+    """A Wan start fixes the architecture: the preset and its overrides must describe the
+    checkpoint (only ``streams`` is chosen freely), else the run would train and record a model
+    other than the one it names."""
+    differences = []
+    for field in dataclasses.fields(wanted):
+        name = field.name
+        ours, theirs = getattr(wanted, name), getattr(loaded, name)
+        if name == "streams" or ours == theirs:
+            continue
+        where = (
+            f"model.overrides.{name}={ours!r}"
+            if name in section.overrides
+            else f"model.preset={section.preset!r} has {name}={ours!r}"
+        )
+        differences.append(f"{where} but the checkpoint has {theirs!r}")
+    if differences:
+        raise ValueError(
+            f"model.wan_path={section.wan_path!r} fixes the architecture: "
+            + "; ".join(differences)
+            + " (drop those overrides, or choose the preset the checkpoint is)"
+        )
 
 
 def build_text_encoder(config: TrainConfig, model: Any4DTransformer, device: torch.device):
@@ -94,6 +120,20 @@ def build_text_encoder(config: TrainConfig, model: Any4DTransformer, device: tor
     encoder.check_fits(model.config.text_dim, f"model.text_encoder={path!r}")
     encoder.encoder.requires_grad_(False)
     return encoder
+
+
+def _check_captions(config: TrainConfig, text_encoder) -> None:
+    """Sources that list "text" need a text encoder (or a cache with caption features): their
+    captions would otherwise be dropped without a word."""
+    if text_encoder is not None:
+        return
+    captioned = [s["name"] for s in cache_spec(config)["sources"] if "text" in s["modalities"]]
+    if captioned:
+        raise ValueError(
+            f"data sources {captioned} list 'text' but model.text_encoder is not set, so their "
+            "captions would be ignored: set model.text_encoder=DIR (umT5's text_encoder/ + "
+            "tokenizer/, e.g. the Wan2.1 diffusers release) or drop 'text' from their modalities"
+        )
 
 
 # Parameters that are offsets or scales, not weight matrices: no weight decay (as DiT, GPT-2).
@@ -125,6 +165,8 @@ def learning_rate(config: TrainConfig, step: int) -> float:
 
 def train(config: TrainConfig, resume: bool = False, progress: bool = True) -> TrainResult:
     """Run (or continue) the training run described by ``config``."""
+    # Absolute, checked paths: the checkpoints record them and load from any directory.
+    config = config.with_absolute_paths()
     processes = init_processes()
     try:
         return _train(config, resume, progress, processes)
@@ -146,6 +188,7 @@ def _train(config: TrainConfig, resume: bool, progress: bool, processes: Process
             text_encoder.check_fits(
                 model.config.text_dim, f"data.cache={config.data.cache!r}'s captions"
             )
+    _check_captions(config, text_encoder)
     streams = list(model.config.streams)
     strategy = choose_strategy(config.strategy, model, processes)
     model = wrap(model, strategy, processes, config.precision)
@@ -199,7 +242,8 @@ def _train(config: TrainConfig, resume: bool, progress: bool, processes: Process
             if step % config.log_every == 0 or step == config.steps:
                 log(record)
             bar.update(1)
-            bar.set_postfix(loss=f"{record['loss']:.4f}")
+            if record["loss"] is not None:
+                bar.set_postfix(loss=f"{record['loss']:.4f}")
             stop_now = _agree(stop.raised, processes)
             if step % config.checkpoint_every == 0 or step == config.steps or stop_now:
                 last_checkpoint = save_checkpoint(
@@ -381,19 +425,28 @@ def _record(
     tokens: int,
     device: torch.device,
 ) -> dict:
-    """The metrics of the optimiser step that ended at ``step``: the weighted loss and each
-    stream's (None where the global batch had no target of it), from ``sums`` (S,) summed
+    """The metrics of the optimiser step that ended at ``step``: ``loss``, the weighted mean of
+    the per-stream losses over the streams with targets (comparable across steps); ``objective``,
+    the weighted sum the step minimised; and each stream's (None where the global batch had no
+    target of it), from ``sums`` (S,) summed
     squared errors over the global batch and ``counts``; the rate, the gradient norm, and the
     throughput of ``tokens`` since ``started`` (``time.perf_counter``)."""
     per_stream = {
         s: (float(sums[i]) / counts[s] if counts[s] > 0 else None) for i, s in enumerate(counts)
     }
     weights = config.noise.stream_weights
-    loss = sum(weights.get(s, 0.0) * (v or 0.0) for s, v in per_stream.items())
+    # The objective sums the weighted losses of the streams this batch has targets of, so it
+    # jumps with the batch's composition; "loss" is their weighted mean, which does not: equal
+    # per-stream losses give the same "loss" whichever streams a batch happens to hold.
+    present = {s: v for s, v in per_stream.items() if v is not None and weights.get(s, 0.0) > 0}
+    objective = sum(weights[s] * v for s, v in present.items())
+    total_weight = sum(weights[s] for s in present)
+    loss = objective / total_weight if total_weight > 0 else None
     seconds = time.perf_counter() - started
     return {
         "step": step,
         "loss": loss,
+        "objective": objective,
         **{f"loss_{s}": v for s, v in per_stream.items()},
         "lr": learning_rate(config, step - 1),
         "grad_norm": float(grad_norm),
