@@ -125,6 +125,12 @@ class Any4DPipeline:
     def device(self) -> torch.device:
         return next(self.model.parameters()).device
 
+    def compile(self, **options) -> Any4DPipeline:
+        """Compile the transformer's blocks with ``torch.compile`` (``compile_blocks``); the
+        first call at each clip shape compiles. Returns the pipeline."""
+        self.model.compile_blocks(**options)
+        return self
+
     def to(self, device) -> Any4DPipeline:
         self.model.to(device)
         if hasattr(self.tokenizer, "to"):

@@ -149,6 +149,15 @@ class Any4DTransformer(nn.Module):
 
         return load_wan(cls, path, streams=streams, config=config, dtype=dtype, device=device)
 
+    def compile_blocks(self, **options) -> Any4DTransformer:
+        """Compile each transformer block in place with ``torch.compile`` (``options``: its
+        keyword arguments, e.g. ``mode="max-autotune"``). Per block, as FSDP2 shards them:
+        parameter names and checkpoints are unchanged, and one compiled graph serves every
+        block of the same shapes. Returns the model."""
+        for block in self.blocks:
+            block.compile(**options)
+        return self
+
     def save_pretrained(self, directory: str | Path) -> Path:
         """Write ``config.json`` and ``model.safetensors`` (atomically) into ``directory``."""
         from any4d.model.checkpoint import save_pretrained

@@ -229,6 +229,7 @@ class TrainConfig:
     "fsdp"; ema_decay: keep an exponential moving average of the weights (None: off).
     Checkpoints go to ``output_dir/checkpoints`` every ``checkpoint_every`` steps, the last
     ``keep_last`` kept; metrics to ``output_dir/metrics.jsonl`` every ``log_every`` steps.
+    compile: compile each transformer block with ``torch.compile`` (``compile_blocks``).
     """
 
     model: ModelSection = ModelSection()
@@ -247,6 +248,7 @@ class TrainConfig:
     keep_last: int = 2
     log_every: int = 1
     tensorboard: bool = False
+    compile: bool = False
 
     def __post_init__(self) -> None:
         if self.precision not in ("fp32", "bf16"):

@@ -190,6 +190,8 @@ def _train(config: TrainConfig, resume: bool, progress: bool, processes: Process
             )
     _check_captions(config, text_encoder)
     streams = list(model.config.streams)
+    if config.compile:
+        model.compile_blocks()  # before wrapping: FSDP2 shards the compiled blocks
     strategy = choose_strategy(config.strategy, model, processes)
     model = wrap(model, strategy, processes, config.precision)
     raw_model = unwrap(model)  # the Any4DTransformer: its config, the EMA and checkpoint keys

@@ -244,3 +244,20 @@ def test_stream_outside_the_model_and_bad_text_are_errors():
         model({"rgb": torch.zeros(1, 4, 3, 8, 8)}, {"rgb": 0.5}, text=torch.zeros(1, 5, 7))
     with pytest.raises(ValueError, match="frame_index"):
         model({"rgb": torch.zeros(1, 4, 3, 8, 8)}, {"rgb": 0.5}, frame_index=torch.arange(4))
+
+
+def test_compile_blocks_keeps_names_and_outputs():
+    from any4d.model import Any4DTransformer, preset
+
+    torch.manual_seed(0)
+    model = Any4DTransformer(preset("tiny"))
+    keys = list(model.state_dict())
+    latents = {s: torch.randn(1, 12, 2, 4, 4) for s in model.config.streams}
+    times = {s: torch.rand(1, 2, 1, 1) for s in model.config.streams}
+    with torch.no_grad():
+        eager = model(latents, times)
+        model.compile_blocks(backend="eager")  # dynamo's tracing without a C++ build
+        compiled = model(latents, times)
+    assert list(model.state_dict()) == keys  # checkpoints and FSDP2 see the same names
+    for s in eager:
+        torch.testing.assert_close(compiled[s], eager[s])

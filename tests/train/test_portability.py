@@ -122,3 +122,18 @@ def test_the_logged_loss_is_comparable_across_batch_compositions():
         0.125
     )
     assert rgb_only["loss_depth"] is None
+
+
+def test_compile_compiles_the_blocks_before_training(tmp_path, monkeypatch):
+    calls = []
+    original = Any4DTransformer.compile_blocks
+
+    def eager_compile(self, **options):
+        calls.append(len(self.blocks))
+        return original(self, backend="eager")
+
+    monkeypatch.setattr(Any4DTransformer, "compile_blocks", eager_compile)
+    config = load_config(
+        "tiny-synthetic", [*TINY, f"output_dir={tmp_path}", "steps=1", "compile=true"]
+    )
+    assert train(config, progress=False).step == 1 and calls == [2]
