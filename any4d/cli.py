@@ -213,31 +213,64 @@ def _eval(args: argparse.Namespace) -> int:
         )
     from any4d.eval.runner import mixture_clips, regime_mask, run_benchmark, synthetic_clips
     from any4d.pipeline import Any4DPipeline
+    from any4d.train.distributed import init_processes, shutdown
 
     regime_mask(args.task, args.regime)  # e.g. --regime sparse with --task interpolate
     search = _search(args)
-    pipe = Any4DPipeline.from_pretrained(args.checkpoint)
-    sampler = pipe.sampler_config(_sampler(args))
-    if args.data == "synthetic":
-        clips = synthetic_clips(pipe, args.clips, args.regime, args.stride_factor)
+    if args.data == "synthetic":  # the data settings are checked before the model loads
+        clips = None
     else:
         clips = mixture_clips(args.data, args.clips, args.regime, args.stride_factor)
-    table = run_benchmark(
-        pipe,
-        clips,
-        args.task,
-        args.out,
-        regime=args.regime,
-        stride_factor=args.stride_factor,
-        sampler=sampler,
-        search=search,
-        seed=args.seed,
-        progress=False,
-        depth_range=args.sweep_depth,
-    )
+    text_encoder = False if args.no_text_encoder else args.text_encoder
+    processes = init_processes()  # under torchrun: each process scores its share of clips
+    try:
+        pipe = Any4DPipeline.from_pretrained(
+            args.checkpoint, device=processes.device, text_encoder=text_encoder
+        )
+        sampler = pipe.sampler_config(_sampler(args))
+        if clips is None:
+            clips = synthetic_clips(pipe, args.clips, args.regime, args.stride_factor)
+        table = run_benchmark(
+            pipe,
+            clips,
+            args.task,
+            args.out,
+            regime=args.regime,
+            stride_factor=args.stride_factor,
+            sampler=sampler,
+            search=search,
+            seed=args.seed,
+            progress=False,
+            depth_range=args.sweep_depth,
+            resume=args.resume,
+            rank=processes.rank,
+            world=processes.world,
+            gather=_gather if processes.distributed else None,
+        )
+    finally:
+        shutdown(processes)
+    if table is None:  # not rank 0: rank 0 writes the table
+        return 0
     print(table.markdown())
     print(f"wrote {args.out}/table.md, table.csv, table.json and clips/")
+    scored = sum(count for (_, method), count in table.counts.items() if method == "any4d")
+    if not scored:
+        print(
+            f"error: the model scored no clip (every clip failed; see 'failed' in "
+            f"{args.out}/table.json)",
+            file=sys.stderr,
+        )
+        return 1
     return 0
+
+
+def _gather(value) -> list:
+    """Every process's ``value``, in rank order."""
+    import torch.distributed as dist
+
+    values = [None] * dist.get_world_size()
+    dist.all_gather_object(values, value)
+    return values
 
 
 def _run_options(
@@ -554,6 +587,21 @@ def _add_eval(commands) -> None:
         help="interpolate: also score a plane sweep (stereo from the first and last frame and "
         "the cameras) over these z-depths, in the data's units",
     )
+    evaluate.add_argument(
+        "--resume",
+        action="store_true",
+        help="keep the clips already scored in --out and score only the rest (without it, an "
+        "--out holding scored clips is refused)",
+    )
+    text = evaluate.add_mutually_exclusive_group()
+    text.add_argument(
+        "--text-encoder",
+        default=None,
+        metavar="DIR",
+        help="a directory with text_encoder/ + tokenizer/ (e.g. the Wan2.1 diffusers one) to "
+        "encode the clips' captions (default: the one the checkpoint names)",
+    )
+    text.add_argument("--no-text-encoder", action="store_true", help="null text for every clip")
     evaluate.set_defaults(handler=_eval)
 
 

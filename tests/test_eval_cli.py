@@ -99,3 +99,95 @@ def test_sweep_depth_takes_two_positive_numbers(capsys):
         with pytest.raises(SystemExit) as exit:
             main(["eval", "--checkpoint", "x", "--task", "interpolate", "--sweep-depth", *bad])
         assert exit.value.code == 2 and message in capsys.readouterr().err
+
+
+def _tiny_pipe(path):
+    torch.manual_seed(0)
+    pipe = Any4DPipeline(
+        Any4DTransformer(preset("tiny")),
+        PixelTokenizer(2),
+        {"num_frames": 3, "height": 16, "width": 16, "fps": 4.0},
+    )
+    pipe.save_pretrained(path)
+    return path
+
+
+def test_eval_with_nothing_to_score_is_an_error_naming_why(tmp_path, capsys):
+    from tests.data.readers.test_sevenscenes import seven_scenes_truth, write_seven_scenes
+
+    write_seven_scenes(tmp_path / "7s", seven_scenes_truth())  # one sequence of a few frames
+    cases = {
+        "role: train": (
+            "lists no data set with role: eval, so there is nothing to score "
+            "(its data sets: 7scenes (role: train))"
+        ),
+        "role: eval": "no clip to score in mixture",
+    }
+    for role, message in cases.items():
+        mixture = tmp_path / "mix.yaml"
+        mixture.write_text(
+            "clip: {length: 49, height: 24, width: 32}\n"
+            f"datasets:\n  - {{name: 7scenes, reader: 7scenes, root: {tmp_path / '7s'}, {role},"
+            " modalities: [rgb, depth, cameras]}\n"
+        )
+        # The checkpoint does not exist: the data are checked before the model loads.
+        status = main(["eval", "--checkpoint", str(tmp_path / "nope"), "--data", str(mixture)])
+        assert status == 1
+        assert message in capsys.readouterr().err
+        assert not (tmp_path / "any4d-eval").exists()
+
+
+def _eval(pipe, out, *extra):
+    return main(
+        ["eval", "--checkpoint", str(pipe), "--clips", "3", "--steps", "1", "--out", str(out)]
+        + list(extra)
+    )
+
+
+def test_eval_refuses_to_overwrite_and_resumes_only_the_missing_clips(tmp_path, capsys):
+    pipe, out = _tiny_pipe(tmp_path / "pipe"), tmp_path / "eval"
+    assert _eval(pipe, out) == 0
+    clips = sorted((out / "clips" / "synthetic").glob("*.json"))
+    table = json.loads((out / "table.json").read_text())
+    assert len(clips) == 3
+    capsys.readouterr()
+    assert _eval(pipe, out) == 1
+    assert "already holds scored clips: pass --resume" in capsys.readouterr().err
+    kept = {c: c.stat().st_mtime_ns for c in clips[::2]}
+    gone = clips[1].read_text()
+    clips[1].unlink()
+    assert _eval(pipe, out, "--resume") == 0
+    assert {c: c.stat().st_mtime_ns for c in kept} == kept  # not scored again
+    assert json.loads(clips[1].read_text()) == json.loads(gone)  # same seed, same record
+    assert json.loads((out / "table.json").read_text()) == table
+
+
+def test_eval_names_the_clip_a_crash_stopped_at_and_keeps_the_clips_before(
+    tmp_path, capsys, monkeypatch
+):
+    pipe, out = _tiny_pipe(tmp_path / "pipe"), tmp_path / "eval"
+    calls = []
+    original = Any4DPipeline.__call__
+
+    def crash_on_the_second(self, *args, **kwargs):
+        calls.append(1)
+        if len(calls) == 2:
+            raise RuntimeError("out of memory")
+        return original(self, *args, **kwargs)
+
+    monkeypatch.setattr(Any4DPipeline, "__call__", crash_on_the_second)
+    with pytest.raises(RuntimeError, match=r"failed on clip synthetic/heldout_0001: Runtime"):
+        _eval(pipe, out)
+    assert [c.name for c in (out / "clips" / "synthetic").glob("*.json")] == ["heldout_0000.json"]
+    assert not (out / "table.json").exists()
+
+    def refuse(self, *args, **kwargs):
+        raise ValueError("cannot fit the cameras")
+
+    monkeypatch.setattr(Any4DPipeline, "__call__", refuse)
+    capsys.readouterr()
+    assert _eval(pipe, tmp_path / "all-failed") == 1  # a table of baselines only is no success
+    err = capsys.readouterr().err
+    assert "the model scored no clip (every clip failed" in err
+    summary = json.loads((tmp_path / "all-failed" / "table.json").read_text())
+    assert "cannot fit the cameras" in json.dumps(summary)

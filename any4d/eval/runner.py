@@ -45,9 +45,10 @@ from __future__ import annotations
 
 import csv
 import dataclasses
+import functools
 import json
 import math
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -66,6 +67,7 @@ from any4d.eval.tasks import (
     task_scores,
 )
 from any4d.geometry import inverse_depth_planes
+from any4d.io import atomic_path
 
 COLUMNS = {
     "geometry": ("ate", "rpe_t", "rpe_r", "abs_rel", "rmse", "delta1"),
@@ -237,7 +239,8 @@ def synthetic_clips(
 ) -> Iterator[tuple[str, str, Scene]]:
     """("synthetic", clip name, Scene) of held-out procedural clips at the pipeline's shape;
     ``strided`` samples the world's time ``stride_factor`` times coarser. Settings are checked
-    at the call, not at the first clip."""
+    at the call, not at the first clip. The scene is a zero-argument loader (``run_benchmark``
+    loads only the clips of its process)."""
     from any4d.data import SyntheticClips, SyntheticConfig
 
     stride = regime_stride(regime, stride_factor)
@@ -247,14 +250,18 @@ def synthetic_clips(
     shape = {k: int(defaults.get(k, size)) for k, size in sizes.items()}
     config = SyntheticConfig(**shape, fps=fps)
     clips = SyntheticClips(config, split="heldout", size=count)
-    return (("synthetic", f"heldout_{i:04d}", clips[i]) for i in range(count))
+    return (
+        ("synthetic", f"heldout_{i:04d}", functools.partial(clips.__getitem__, i))
+        for i in range(count)
+    )
 
 
 def mixture_clips(
     path: str, count: int, regime: str = "dense", stride_factor: int | None = None
 ) -> Iterator[tuple[str, str, Scene]]:
-    """(dataset, clip name, Scene) of a mixture's evaluation data sets; ``strided`` multiplies
-    the mixture's clip stride by ``stride_factor``. Settings are checked at the call."""
+    """(dataset, clip name, scene loader) of a mixture's evaluation data sets; ``strided``
+    multiplies the mixture's clip stride by ``stride_factor``. Settings are checked at the call,
+    and a mixture with nothing to score is an error naming why."""
     from any4d.data import build_dataset, load_mixture
 
     stride = regime_stride(regime, stride_factor)
@@ -262,19 +269,31 @@ def mixture_clips(
     clip = mixture.clip
     if stride > 1:
         clip = dataclasses.replace(clip, stride=clip.stride * stride)
-
-    def clips():
-        for entry in mixture.role("eval"):
-            dataset = build_dataset(entry, clip, split="all")
-            for index in range(min(count, len(dataset))):
-                yield entry.name, f"clip_{index:04d}", dataset[index]
-
-    return clips()
+    entries = mixture.role("eval")
+    if not entries:
+        listed = ", ".join(f"{d.name} (role: {d.role})" for d in mixture.datasets)
+        raise ValueError(
+            f"mixture {path} lists no data set with role: eval, so there is nothing to score "
+            f"(its data sets: {listed})"
+        )
+    datasets = [(entry.name, build_dataset(entry, clip, split="all")) for entry in entries]
+    if not any(len(dataset) for _, dataset in datasets):
+        span = (clip.length - 1) * clip.stride + 1
+        raise ValueError(
+            f"no clip to score in mixture {path}: its eval data sets "
+            f"{[name for name, _ in datasets]} have no sequence of {span} frames or more "
+            f"(clips of {clip.length} frames, {clip.stride} apart, for the {regime} regime)"
+        )
+    return (
+        (name, f"clip_{index:04d}", functools.partial(dataset.__getitem__, index))
+        for name, dataset in datasets
+        for index in range(min(count, len(dataset)))
+    )
 
 
 def run_benchmark(
     pipe,
-    clips: Iterable[tuple[str, str, Scene]],
+    clips: Iterable[tuple[str, str, Scene | Callable[[], Scene]]],
     task: str,
     out: str | Path,
     *,
@@ -286,13 +305,25 @@ def run_benchmark(
     progress: bool = True,
     depth_range: tuple[float, float] | None = None,
     depth_protocol: str = "geo4d",
-) -> BenchmarkTable:
-    """Run ``task`` under ``regime`` on every (dataset, clip name, truth) and write the outputs
-    (module doc). sampler, search, seed: as for the pipeline. stride_factor: only recorded
-    here — the clips must already be sampled with it (``synthetic_clips`` / ``mixture_clips``
-    with the same regime and factor). depth_range:
-    (near, far) in the clips' units — adds interpolation's plane-sweep baseline. depth_protocol:
-    geometry's depth protocol (``any4d.eval.PROTOCOLS``)."""
+    resume: bool = False,
+    rank: int = 0,
+    world: int = 1,
+    gather: Callable[[Any], list[Any]] | None = None,
+) -> BenchmarkTable | None:
+    """Run ``task`` under ``regime`` on every (dataset, clip name, truth or its loader) and write
+    the outputs (module doc). sampler, search, seed: as for the pipeline (every clip with
+    ``seed``, whatever process scores it). stride_factor: only recorded here — the clips must
+    already be sampled with it (``synthetic_clips`` / ``mixture_clips`` with the same regime and
+    factor). depth_range: (near, far) in the clips' units — adds interpolation's plane-sweep
+    baseline. depth_protocol: geometry's depth protocol (``any4d.eval.PROTOCOLS``).
+
+    resume: keep the clips already scored in ``out`` (else an ``out`` holding scored clips is
+    an error: nothing is overwritten). rank, world, gather: process ``rank`` of ``world``
+    scores clips ``rank, rank + world, …`` of the clip order; ``gather(value)`` returns every
+    process's ``value`` in rank order (``torch.distributed.all_gather_object``), so that a
+    process's failure is raised, naming it, on every process instead of leaving the others
+    waiting; then ``rank`` 0 merges every clip into the table and returns it (others: None).
+    ``out`` must be one folder every process sees (a shared file system across nodes)."""
     mask = regime_mask(task, regime)
     stride = regime_stride(regime, stride_factor)
     if depth_protocol not in PROTOCOLS:
@@ -312,39 +343,137 @@ def run_benchmark(
     if task == "geometry":
         settings["depth_protocol"] = depth_protocol
     out = Path(out)
+    gather = gather or (lambda value: [value])
+    clips_dir = out / "clips"
+    refusal = None
+    if not resume and clips_dir.is_dir() and any(clips_dir.rglob("*.json")):
+        refusal = (
+            f"{clips_dir} already holds scored clips: pass --resume (resume=True) to keep them "
+            "and score the rest, or choose another output folder (nothing is overwritten)"
+        )
+    _raise_any(gather(refusal), world)  # every process has checked before any writes
+    order: list[tuple[str, str]] = []
+    failure, cause = None, None
+    for number, (dataset, name, truth) in enumerate(clips):
+        order.append((dataset, name))
+        path = _clip_path(out, dataset, name)
+        if failure or number % world != rank or (resume and _read_record(path) is not None):
+            continue
+        try:
+            record = _score_clip(
+                pipe, dataset, name, truth, task, mask, settings, stride,
+                sampler, search, seed, progress, depth_protocol, depth_range,
+            )  # fmt: skip
+        except Exception as error:  # named on every process below, then raised
+            failure = f"failed on clip {dataset}/{name}: {type(error).__name__}: {error}"
+            cause = error
+            continue
+        with atomic_path(path) as temporary:
+            temporary.write_text(json.dumps(record, indent=2))
+    failures = gather(failure)
+    if any(failures):
+        named = "; ".join(
+            (f"rank {r} of {world} " if world > 1 else "") + message
+            for r, message in enumerate(failures)
+            if message
+        )
+        raise RuntimeError(
+            f"{named} (the clips scored so far are kept in {clips_dir}: rerun with --resume "
+            "to score only the rest)"
+        ) from cause
+    if not order:
+        raise ValueError("no clip to score: the clip source yielded none")
+    if rank != 0:
+        return None
+    records, missing = [], []
+    for number, (dataset, name) in enumerate(order):
+        record = _read_record(_clip_path(out, dataset, name))
+        if record is None:
+            missing.append(f"{dataset}/{name} (rank {number % world})")
+        records.append(record)
+    if missing:
+        raise ValueError(
+            f"{len(missing)} clip(s) missing from {out / 'clips'}: {missing[:8]}; rerun with "
+            "--resume to score only those"
+        )
+    table = _table(task, records, settings)
+    _write_table(table, out, regime)
+    return table
+
+
+def _raise_any(refusals: list[str | None], world: int) -> None:
+    """Raise the first process's refusal, if any process refused."""
+    for rank, refusal in enumerate(refusals):
+        if refusal:
+            raise ValueError(refusal if world == 1 else f"rank {rank} of {world}: {refusal}")
+
+
+def _clip_path(out: Path, dataset: str, name: str) -> Path:
+    return out / "clips" / dataset / f"{name}.json"
+
+
+_RECORD_KEYS = ("dataset", "clip", "task", "ours", "baselines")
+
+
+def _read_record(path: Path) -> dict | None:
+    """A complete clip record at ``path``, or None (missing or unfinished)."""
+    if not path.is_file():
+        return None
+    try:
+        record = json.loads(path.read_text())
+    except json.JSONDecodeError:
+        return None
+    return record if isinstance(record, dict) and all(k in record for k in _RECORD_KEYS) else None
+
+
+def _score_clip(
+    pipe, dataset, name, truth, task, mask, settings, stride, sampler, search, seed, progress,
+    depth_protocol, depth_range,
+) -> dict:  # fmt: skip
+    """One clip's record: what was observed and scored, our scores (or the error), baselines."""
+    if not isinstance(truth, Scene):
+        truth = truth()  # a loader: only the clips of this process are read
+    frames = truth.num_frames
+    record = {
+        "dataset": dataset,
+        "clip": name,
+        "task": task,
+        "regime": settings["regime"],
+        "mask": settings["mask"],
+        "stride_factor": stride,
+        "frames": frames,
+        "observed": observed_frames(mask, frames),
+        "scored_frames": scored_frames(task, frames),
+    }
+    try:
+        scene = model_input(pipe, truth, mask)
+        result = pipe(
+            scene, task=mask, sampler=sampler, search=search, seed=seed, progress=progress
+        )
+        ours = task_scores(task, result.scene, truth, depth_protocol)
+        if result.failures:
+            record["failures"] = result.failures
+    except ValueError as error:
+        record["error"] = str(error)
+        ours = None
+    record["ours"] = ours
+    record["baselines"] = task_baselines(task, truth, depth_range)  # from the whole true clip
+    return record
+
+
+def _table(task: str, records: list[dict], settings: dict) -> BenchmarkTable:
+    """The per-(dataset, method) means of the clip records, in the table's row order."""
     totals: dict[tuple[str, str], dict[str, list[float]]] = {}
     failed: dict[str, dict[str, str]] = {}
-    for dataset, name, truth in clips:
-        frames = truth.num_frames
-        record = {
-            "dataset": dataset,
-            "clip": name,
-            "task": task,
-            "regime": regime,
-            "mask": settings["mask"],
-            "stride_factor": stride,
-            "frames": frames,
-            "observed": observed_frames(mask, frames),
-            "scored_frames": scored_frames(task, frames),
-        }
-        try:
-            scene = model_input(pipe, truth, mask)
-            result = pipe(
-                scene, task=mask, sampler=sampler, search=search, seed=seed, progress=progress
-            )
-            ours = task_scores(task, result.scene, truth, depth_protocol)
-            if result.failures:
-                record["failures"] = result.failures
-        except ValueError as error:
-            failed.setdefault(dataset, {})[name] = str(error)
-            record["error"] = str(error)
-            ours = None
-        baselines = task_baselines(task, truth, depth_range)  # from the whole true clip
-        record["ours"], record["baselines"] = ours, baselines
-        path = out / "clips" / dataset / f"{name}.json"
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(json.dumps(record, indent=2))
-        methods = {"any4d": ours, **baselines} if ours is not None else dict(baselines)
+    for record in records:
+        dataset, ours = record["dataset"], record["ours"]
+        if "error" in record:
+            failed.setdefault(dataset, {})[record["clip"]] = record["error"]
+        methods = (
+            {"any4d": ours, **record["baselines"]}
+            if ours is not None
+            else dict(record["baselines"])
+        )
         for method, scores in methods.items():
             bucket = totals.setdefault((dataset, method), {})
             for key, value in scores.items():
@@ -356,7 +485,11 @@ def run_benchmark(
         bucket = totals[key]
         counts[key] = len(bucket.pop("__clips__"))
         rows[key] = {c: (sum(v) / len(v) if v else None) for c, v in bucket.items()}
-    table = BenchmarkTable(task, rows, counts, failed, settings)
+    return BenchmarkTable(task, rows, counts, failed, settings)
+
+
+def _write_table(table: BenchmarkTable, out: Path, regime: str) -> None:
+    task = table.task
     out.mkdir(parents=True, exist_ok=True)
     (out / "table.md").write_text(table.markdown())
     (out / "table.json").write_text(json.dumps(table.as_dict(), indent=2))
@@ -365,8 +498,7 @@ def run_benchmark(
         # Metric keys as the header, one line per row: what pandas reads as is (units and
         # directions are in table.json).
         writer.writerow(["dataset", "method", "clips", "oracle", *COLUMNS[task], "task", "regime"])
-        for (dataset, method), row in rows.items():
+        for (dataset, method), row in table.rows.items():
             scores = [row.get(c) for c in COLUMNS[task]]
-            count, oracle = counts[(dataset, method)], method in ORACLE_BASELINES
+            count, oracle = table.counts[(dataset, method)], method in ORACLE_BASELINES
             writer.writerow([dataset, method, count, oracle, *scores, task, regime])
-    return table

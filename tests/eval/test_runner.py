@@ -179,7 +179,7 @@ def test_only_the_strided_regime_takes_a_stride_factor():
         synthetic_clips(pipe, 1, "dense", 2)  # at the call, not at the first clip
     ((_, _, dense),) = synthetic_clips(pipe, 1, "dense")
     ((_, _, strided),) = synthetic_clips(pipe, 1, "strided", 2)
-    assert dense.fps == 8.0 and strided.fps == 4.0
+    assert dense().fps == 8.0 and strided().fps == 4.0  # loaders: read when scored
 
 
 def test_model_input_blanks_unobserved_rgb_and_keeps_observed_data():
