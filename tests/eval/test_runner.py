@@ -281,3 +281,28 @@ def test_an_interpolation_table_has_no_oracle_line(tmp_path):
     markdown = table.markdown()
     assert "| PSNR pooled (dB) ↑ | PSNR frame mean (dB) ↑ | SSIM ↑ |" in markdown
     assert ORACLE_NOTE not in markdown and table.as_dict()["oracles"] == {}
+
+
+def test_each_rank_scores_its_share_and_a_peers_failure_is_raised_naming_it(tmp_path):
+    # Rank 0 of 2, with the peer's answers given by a stand-in for all_gather_object.
+    scenes = [truth(s) for s in range(3)]
+    clips = [("synthetic", f"clip_{i}", s) for i, s in enumerate(scenes)]
+    peer = iter([None, "failed on clip synthetic/clip_1: RuntimeError: out of memory"])
+    spy = Spy(scenes)
+    with pytest.raises(RuntimeError, match=r"rank 1 of 2 failed on clip synthetic/clip_1: Run"):
+        run_benchmark(
+            spy, clips, "geometry", tmp_path, progress=False,
+            rank=0, world=2, gather=lambda mine: [mine, next(peer)],
+        )  # fmt: skip
+    assert len(spy.calls) == 2  # clips 0 and 2 only
+    assert sorted(p.name for p in (tmp_path / "clips" / "synthetic").iterdir()) == [
+        "clip_0.json",
+        "clip_2.json",
+    ]
+    # A peer that reported success but whose clip is not there: the merge names it and its rank.
+    with pytest.raises(ValueError, match=r"1 clip\(s\) missing .*synthetic/clip_1 \(rank 1\)"):
+        run_benchmark(
+            Spy(scenes), clips, "geometry", tmp_path, progress=False, resume=True,
+            rank=0, world=2, gather=lambda mine: [mine, None],
+        )  # fmt: skip
+    assert not (tmp_path / "table.json").exists()
