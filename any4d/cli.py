@@ -165,6 +165,8 @@ def _complete(args: argparse.Namespace) -> int:
         text_encoder=args.text_encoder,
         points_per_frame=args.points_per_frame,
         progress=not args.no_progress,
+        device=args.device,
+        low_memory=args.low_memory,
     )
     print(done.summary())
     return 0
@@ -455,6 +457,17 @@ def _add_complete(commands) -> None:
     completing.add_argument("input", help="a video file or a folder of frames")
     completing.add_argument("--task", default="geometry", help="a task name or a mask spec")
     _run_options(completing, out="any4d-out")
+    completing.add_argument(
+        "--device",
+        default=None,
+        help="where to sample: cuda, cuda:N or cpu (default: CUDA when there is one)",
+    )
+    completing.add_argument(
+        "--low-memory",
+        action="store_true",
+        help="bf16 transformer; the transformer, VAE and text encoder kept on the CPU and "
+        "brought to --device only for their phase; tiled VAE (the paper's model in ~13 GiB)",
+    )
     completing.add_argument(
         "--cameras",
         default=None,

@@ -166,22 +166,34 @@ def complete(
     text_encoder: str | Path | None = None,
     points_per_frame: int = POINTS_PER_FRAME,
     progress: bool = True,
+    device: str | None = None,
+    low_memory: bool = False,
 ) -> Completed:
     """Run ``task`` on the clip at ``path`` and write the outputs into ``out``.
 
     frames: which frames (default all). fit: "pad" or "crop". window: ``WindowConfig``.
     sampler, search, seed: as for ``Any4DPipeline.__call__`` (a dict of sampler changes keeps
     the checkpoint's other settings). prompt / text_encoder: text for a model with text
-    conditioning, and a local directory with umT5's ``text_encoder/`` + ``tokenizer/``."""
+    conditioning, and a local directory with umT5's ``text_encoder/`` + ``tokenizer/``.
+    device: where to sample ("cuda", "cuda:1", "cpu"; None: CUDA when there is one).
+    low_memory: ``Any4DPipeline.enable_low_memory`` on that device (bf16 transformer, each
+    component on the device only for its phase, tiled VAE)."""
     from any4d.data.readers.user import UserClip
     from any4d.demo import shipped_checkpoint
-    from any4d.pipeline import Any4DPipeline, read_defaults, resolve_sampler, resolve_search
+    from any4d.pipeline import (
+        Any4DPipeline,
+        read_defaults,
+        resolve_device,
+        resolve_sampler,
+        resolve_search,
+    )
 
     # ---- every check before the model is loaded
     frames = FrameSelection() if frames is None else frames
     mask = _check_task(task)
     resolve_sampler(SamplerConfig(), sampler)  # its settings now, the checkpoint's later
     search = resolve_search(search)
+    device = resolve_device(device)
     for option, given in (("input", path), ("--cameras", cameras), ("--depth", depth)):
         if given is not None and not Path(given).exists():
             raise ValueError(f"{option} {given} does not exist")
@@ -212,7 +224,13 @@ def complete(
     try:
         _check_disk(staging, len(indices), height, width)
         # ---- the run
-        pipe = Any4DPipeline.from_pretrained(checkpoint, text_encoder=text_encoder)
+        if low_memory:
+            pipe = Any4DPipeline.from_pretrained(checkpoint, text_encoder=text_encoder)
+            pipe.enable_low_memory(device)
+        else:
+            pipe = Any4DPipeline.from_pretrained(
+                checkpoint, text_encoder=text_encoder, device=device
+            )
         sampler = pipe.sampler_config(sampler)
         plan, frame_fit = pipe.plan(len(indices), (height, width), window, fit)
         fps = sequence.fps / frames.stride

@@ -48,6 +48,7 @@ from any4d.diffusion import search as search_candidates
 from any4d.geometry import Cameras
 from any4d.io import atomic_path, read_json_object
 from any4d.model import Any4DTransformer
+from any4d.offload import Offload
 from any4d.tokenize.batch import STREAM_MODALITY, Observed
 from any4d.windows import Window, WindowConfig, concatenate, plan_windows, roll
 
@@ -120,10 +121,40 @@ class Any4DPipeline:
         self.defaults = dict(defaults or {})
         self.text_encoder = text_encoder
         self.text_encoder_path: str | None = None  # where it was loaded from, if known
+        self.offload: Offload | None = None  # set by enable_low_memory
 
     @property
     def device(self) -> torch.device:
+        """Where clips are sampled (in low-memory mode the weights wait on the CPU)."""
+        if self.offload is not None:
+            return self.offload.device
         return next(self.model.parameters()).device
+
+    def enable_low_memory(
+        self, device: str | torch.device = "cuda", *, dtype: torch.dtype = torch.bfloat16,
+        vae_tiling: bool = True,
+    ) -> Any4DPipeline:  # fmt: skip
+        """Low-memory inference on ``device``: the transformer's weights in ``dtype`` (the
+        sampler stays in float32), the transformer, the VAE and the text encoder kept on the CPU
+        and brought to ``device`` only for their phase (umT5 for the prompt, then the
+        transformer and the VAE for a clip), the VAE encoding and decoding in spatial tiles
+        (``vae_tiling``; diffusers' ``enable_tiling``). The computed peak at 49 × 240 × 320 is in
+        the README's memory table. Returns the pipeline."""
+        self.model.to(dtype)
+        if vae_tiling and hasattr(self.tokenizer, "enable_tiling"):
+            self.tokenizer.enable_tiling()
+        components = {"model": self.model}
+        if hasattr(self.tokenizer, "to"):
+            components["tokenizer"] = self.tokenizer
+        if self.text_encoder is not None:
+            components["text_encoder"] = self.text_encoder
+        self.offload = Offload(device, components)
+        return self
+
+    def _use(self, *names: str) -> None:
+        """Low-memory mode: bring the components of this phase to the device."""
+        if self.offload is not None:
+            self.offload.use(*(n for n in names if n in self.offload.components))
 
     def compile(self, **options) -> Any4DPipeline:
         """Compile the transformer's blocks with ``torch.compile`` (``compile_blocks``); the
@@ -132,6 +163,7 @@ class Any4DPipeline:
         return self
 
     def to(self, device) -> Any4DPipeline:
+        self.offload = None  # everything on one device: low-memory mode ends
         self.model.to(device)
         if hasattr(self.tokenizer, "to"):
             self.tokenizer.to(device)
@@ -434,6 +466,7 @@ class Any4DPipeline:
         of the covered pixels only); None: everywhere."""
         search = resolve_search(search)
         text, failures = text
+        self._use("model", "tokenizer")
         device = self.device
         mask = self.check_task(scene, task)
         scene = self.observed(scene, mask).to(device)
@@ -486,6 +519,7 @@ class Any4DPipeline:
             return None, []
         if self.text_encoder is None:
             return None, ["text: the scene's text was not used (the pipeline has no text encoder)"]
+        self._use("text_encoder")
         features = self.text_encoder.encode(text)
         return features.to(self.device, next(self.model.parameters()).dtype), []
 
@@ -507,6 +541,27 @@ def resolve_sampler(
             f"sampler has unknown settings {unknown} (expected {SamplerConfig.settings()})"
         )
     return dataclasses.replace(base, **sampler)
+
+
+def resolve_device(device: str | torch.device | None) -> torch.device:
+    """``device`` checked (None: CUDA when there is one, else the CPU)."""
+    if device is None:
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    try:
+        device = torch.device(device)
+    except (RuntimeError, TypeError):
+        raise ValueError(
+            f"device {device!r} is not a device (expected e.g. 'cuda', 'cuda:1', 'cpu')"
+        ) from None
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise ValueError(f"device {str(device)!r}: no CUDA device here (use 'cpu')")
+    if device.type == "cuda" and (device.index or 0) >= torch.cuda.device_count():
+        raise ValueError(
+            f"device {str(device)!r}: this machine has {torch.cuda.device_count()} CUDA device(s)"
+        )
+    if device.type not in ("cuda", "cpu", "mps", "xpu"):
+        raise ValueError(f"device {str(device)!r} (expected a cuda, cpu, mps or xpu device)")
+    return device
 
 
 def resolve_search(search: SearchConfig | None) -> SearchConfig:

@@ -195,12 +195,17 @@ class Any4DTransformer(nn.Module):
                      padding), or None: the null embedding (all-zero features) for every sample.
         frame_index: (T'/p_t,) integer RoPE time position of each latent frame; default
                      ``arange``. Extra context groups repeat the index of the frame they hold.
-        Returns stream → (B, C, T', H', W') in the model's stream order.
+        Returns stream → (B, C, T', H', W') in the model's stream order, in the latents' dtype
+        (latents are cast to the weights' dtype: a bf16 model takes the sampler's fp32 latents).
         """
         config = self.config
         self._check_inputs(latents, t, text, frame_index)
         names = [name for name in config.streams if name in latents]
-        patches = self.patchify([latents[name] for name in names])  # (S, B, T', H', W', P)
+        dtype = latents[names[0]].dtype
+        weights = self.patch_embedding.weight.dtype
+        patches = self.patchify(
+            [latents[name].to(weights) for name in names]
+        )  # (S, B, T', H', W', P)
         batch, frames, height, width = patches.shape[1:-1]  # the token grid, from here on
         index = self._weight_index(names, patches.device)
         x = self.patch_embedding(patches.flatten(1, -2), index)  # (S, B·T'·H'·W', D)
@@ -219,7 +224,7 @@ class Any4DTransformer(nn.Module):
             else:
                 x = block(x, time_modulation, index, rope, context)  # (S, B, T', H', W', D)
         x = self.head(x, temb, index)  # (S, B, T', H', W', P)
-        return dict(zip(names, self.unpatchify(x), strict=True))
+        return {name: y.to(dtype) for name, y in zip(names, self.unpatchify(x), strict=True)}
 
     def patchify(self, latents: list[Tensor]) -> Tensor:
         """S latents (B, C, T, H, W) → patches (S, B, T/p_t, H/p_h, W/p_w, P), the values of a

@@ -120,6 +120,12 @@ class WanVAETokenizer(Tokenizer):
         self.vae.to(device=device, dtype=dtype)
         return self
 
+    def enable_tiling(self, **options) -> WanVAETokenizer:
+        """Encode and decode in overlapping spatial tiles (diffusers' ``enable_tiling``; its
+        options): the VAE's peak memory no longer grows with the frame size. Returns ``self``."""
+        self.vae.enable_tiling(**options)
+        return self
+
     def _statistics(self) -> tuple[Tensor, Tensor]:
         """Per-channel latent mean and std, (1, C, 1, 1, 1) on the VAE's device and dtype."""
         config = self.vae.config

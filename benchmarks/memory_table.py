@@ -1,0 +1,180 @@
+"""The memory table at the paper's shape, computed on the meta device, and its check.
+
+    python benchmarks/memory_table.py                 # 49 × 240 × 320, wan2.1-1.3b
+    python benchmarks/memory_table.py --skip-check    # the tables only (~30 s on a CPU)
+
+Prints (``any4d.memory``): one sampled clip on one accelerator, default pipeline and low-memory
+mode (``Any4DPipeline.enable_low_memory``); one training step per accelerator under FSDP2 over
+1 / 4 / 8 processes, with and without gradient checkpointing, from a cache or encoding on the
+fly. Then the check: the computed activations of a reduced model (dim 256, 2 layers, latent
+4 × 32 × 32, fp32) against the peak measured on this CPU (a fresh process with glibc mapping
+every allocation ≥ 64 KiB on its own, so its peak resident set follows the live tensors) as
+measured / computed; with CUDA also the full model's forward and forward + backward measured by
+the allocator beside the computed totals.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import torch
+
+from any4d.memory import GiB, activation_bytes, inference_table, meta_model, training_table
+from any4d.model import preset
+
+ROOT = Path(__file__).resolve().parents[1]
+
+MEASURE = """
+import dataclasses, json, torch
+from any4d.memory import activation_bytes, measure_peak
+from any4d.model import Any4DTransformer, preset
+config = dataclasses.replace(preset("tiny"), dim=256, ffn_dim=1024, num_heads=4, num_layers=2)
+torch.manual_seed(0)
+model = Any4DTransformer(config)
+out = {}
+for train, checkpointing in ((False, False), (True, False), (True, True)):
+    run = lambda: activation_bytes(model, (4, 32, 32), dtype=torch.float32, train=train,
+                                   checkpointing=checkpointing)
+    run()
+    out[f"{train} {checkpointing}"] = measure_peak(run, torch.device("cpu"))
+print(json.dumps(out))
+"""
+
+
+def training_grid(config, frames, height, width) -> str:
+    """Components × world sizes, GiB per accelerator."""
+    worlds = (1, 4, 8)
+    tables = {
+        (w, ck, enc): training_table(
+            config, frames, height, width, world=w, checkpointing=ck, encoders=enc
+        )
+        for w in worlds
+        for ck in (True, False)
+        for enc in (False, True)
+    }
+    names = [r.component for r in tables[(1, True, True)].rows]
+    lines = [
+        f"**training, {frames} × {height} × {width}, batch 1 per GPU, FSDP2 (GiB per GPU)**",
+        "",
+        "| component | " + " | ".join(f"{w} GPU{'s' if w > 1 else ''}" for w in worlds) + " |",
+        "|---|" + "---:|" * len(worlds),
+    ]
+    for name in names:
+        cells = [
+            next(r for r in tables[(w, True, True)].rows if r.component == name).gib for w in worlds
+        ]
+        lines.append(f"| {name} | " + " | ".join(f"{c:.2f}" for c in cells) + " |")
+    without = next(r for r in tables[(1, False, False)].rows if "without" in r.component)
+    lines.append(f"| {without.component} | " + " | ".join([f"{without.gib:.2f}"] * 3) + " |")
+    for ck, enc, label in (
+        (True, False, "**peak**, checkpointing, from a cache"),
+        (True, True, "**peak**, checkpointing, encoding on the fly (VAE + umT5 resident)"),
+        (False, False, "**peak**, no checkpointing, from a cache"),
+    ):
+        cells = [tables[(w, ck, enc)].peak / GiB for w in worlds]
+        lines.append(f"| {label} | " + " | ".join(f"**{c:.2f}**" for c in cells) + " |")
+    return "\n".join(lines)
+
+
+def cpu_check() -> str:
+    env = dict(os.environ, OMP_NUM_THREADS="1", MALLOC_MMAP_THRESHOLD_="65536")
+    env["PYTHONPATH"] = str(ROOT) + os.pathsep + env.get("PYTHONPATH", "")
+    result = subprocess.run(
+        [sys.executable, "-c", MEASURE], capture_output=True, text=True, env=env, check=True
+    )
+    measured = json.loads(result.stdout.strip().splitlines()[-1])
+    import dataclasses
+
+    config = dataclasses.replace(preset("tiny"), dim=256, ffn_dim=1024, num_heads=4, num_layers=2)
+    model = meta_model(config)
+    lines = [
+        "**check on this CPU: reduced model (dim 256, 2 layers), latent 4 × 32 × 32, fp32**",
+        "",
+        "| run | computed MiB | measured MiB | measured / computed |",
+        "|---|---:|---:|---:|",
+    ]
+    labels = {
+        "False False": "forward (no grad)",
+        "True False": "forward + backward",
+        "True True": "forward + backward, checkpointing",
+    }
+    for key, value in measured.items():
+        train, checkpointing = (w == "True" for w in key.split())
+        computed = activation_bytes(
+            model, (4, 32, 32), dtype=torch.float32, train=train, checkpointing=checkpointing
+        )
+        lines.append(
+            f"| {labels[key]} | {computed / 2**20:.1f} | {value / 2**20:.1f} | "
+            f"{value / computed:.2f} |"
+        )
+    return "\n".join(lines)
+
+
+def cuda_check(config, latent) -> str:
+    """The full model on this GPU: allocator peaks beside the computed totals."""
+    from any4d.memory import measure_peak, model_inputs
+    from any4d.model import Any4DTransformer
+
+    device = torch.device("cuda")
+    lines = ["**check on this GPU: the full model, batch 1**", "",
+             "| run | computed GiB | measured GiB |", "|---|---:|---:|"]  # fmt: skip
+    model = Any4DTransformer(config).to(device, torch.bfloat16).eval()
+    weights = sum(p.numel() * p.element_size() for p in model.parameters())
+    computed = weights + activation_bytes(meta_model(config).to(torch.bfloat16), latent)
+    torch.cuda.reset_peak_memory_stats()
+    latents, times, index = model_inputs(config, latent, 1, 1, torch.bfloat16, device)
+    with torch.no_grad():
+        model(latents, times, frame_index=index)
+    measured = torch.cuda.max_memory_allocated()
+    lines.append(f"| forward, bf16 weights | {computed / GiB:.2f} | {measured / GiB:.2f} |")
+    del latents, times
+    model.float().train().requires_grad_(True)
+    model.gradient_checkpointing = True
+    meta = meta_model(config).to(torch.bfloat16)
+    computed = 8 * sum(p.numel() for p in model.parameters()) + activation_bytes(
+        meta, latent, train=True, checkpointing=True
+    )
+
+    def step():
+        latents, times, index = model_inputs(config, latent, 1, 1, torch.float32, device)
+        with torch.autocast("cuda", dtype=torch.bfloat16):
+            out = model(latents, times, frame_index=index)
+        sum(v.float().square().mean() for v in out.values()).backward()
+
+    step()
+    model.zero_grad(set_to_none=False)
+    peak = measure_peak(step, device) + torch.cuda.memory_allocated(device)
+    lines.append(
+        f"| forward + backward, fp32 weights + grads, autocast, checkpointing | "
+        f"{computed / GiB:.2f} | {peak / GiB:.2f} |"
+    )
+    return "\n".join(lines)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--preset", default="wan2.1-1.3b")
+    parser.add_argument("--frames", type=int, default=49)
+    parser.add_argument("--height", type=int, default=240)
+    parser.add_argument("--width", type=int, default=320)
+    parser.add_argument("--skip-check", action="store_true")
+    args = parser.parse_args()
+    config = preset(args.preset)
+    shape = (args.frames, args.height, args.width)
+    for low in (False, True):
+        print(inference_table(config, *shape, low_memory=low).markdown(), end="\n\n")
+    print(training_grid(config, *shape), end="\n\n")
+    if not args.skip_check:
+        print(cpu_check(), end="\n\n")
+        if torch.cuda.is_available():
+            latent = (1 + (args.frames - 1) // 4, args.height // 8, args.width // 8)
+            print(cuda_check(config, latent))
+
+
+if __name__ == "__main__":
+    main()
