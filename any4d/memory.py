@@ -432,3 +432,61 @@ def training_table(
         f"{'encoding on the fly' if encoders else 'from a cache'}"
     )
     return Table(title, rows, peak, "sum of the rows")
+
+
+# ------------------------------------------------------------------- measuring the estimate
+
+# The runs the estimate is checked on: (label, train, checkpointing).
+RUNS = (
+    ("forward (no grad)", False, False),
+    ("forward + backward", True, False),
+    ("forward + backward, checkpointing", True, True),
+)
+
+
+def measured_activations(preset_name: str, overrides: dict, latent: tuple[int, int, int]) -> dict:
+    """label → peak activation bytes measured on this CPU for each of ``RUNS`` (fp32, batch 1),
+    of ``preset(preset_name, **overrides)``: in a fresh process whose glibc maps every
+    allocation of 64 KiB or more on its own and unmaps it when freed, so that its peak resident
+    set follows the live tensors; each run once first (loading kernels is not its memory)."""
+    import json
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    import any4d
+
+    code = (
+        "import json, sys; from any4d.memory import _measure_here; "
+        "print(json.dumps(_measure_here(*json.loads(sys.argv[1]))))"
+    )
+    env = dict(os.environ, OMP_NUM_THREADS="1", MALLOC_MMAP_THRESHOLD_="65536")
+    root = str(Path(any4d.__file__).resolve().parents[1])
+    env["PYTHONPATH"] = root + os.pathsep + env.get("PYTHONPATH", "")
+    argument = json.dumps([preset_name, overrides, list(latent)])
+    result = subprocess.run(
+        [sys.executable, "-c", code, argument], capture_output=True, text=True, env=env
+    )
+    if result.returncode != 0:
+        raise RuntimeError(f"the measuring process failed: {result.stderr[-2000:]}")
+    return json.loads(result.stdout.strip().splitlines()[-1])
+
+
+def _measure_here(preset_name: str, overrides: dict, latent: list[int]) -> dict:
+    from any4d.model import Any4DTransformer, preset
+
+    torch.manual_seed(0)
+    model = Any4DTransformer(preset(preset_name, **overrides))
+    out = {}
+    for label, train, checkpointing in RUNS:
+
+        def run(train=train, checkpointing=checkpointing):
+            activation_bytes(
+                model, tuple(latent), dtype=torch.float32, train=train,
+                checkpointing=checkpointing,
+            )  # fmt: skip
+
+        run()
+        out[label] = measure_peak(run, torch.device("cpu"))
+    return out

@@ -16,34 +16,19 @@ the allocator beside the computed totals.
 from __future__ import annotations
 
 import argparse
-import json
-import os
-import subprocess
-import sys
-from pathlib import Path
 
 import torch
 
-from any4d.memory import GiB, activation_bytes, inference_table, meta_model, training_table
+from any4d.memory import (
+    RUNS,
+    GiB,
+    activation_bytes,
+    inference_table,
+    measured_activations,
+    meta_model,
+    training_table,
+)
 from any4d.model import preset
-
-ROOT = Path(__file__).resolve().parents[1]
-
-MEASURE = """
-import dataclasses, json, torch
-from any4d.memory import activation_bytes, measure_peak
-from any4d.model import Any4DTransformer, preset
-config = dataclasses.replace(preset("tiny"), dim=256, ffn_dim=1024, num_heads=4, num_layers=2)
-torch.manual_seed(0)
-model = Any4DTransformer(config)
-out = {}
-for train, checkpointing in ((False, False), (True, False), (True, True)):
-    run = lambda: activation_bytes(model, (4, 32, 32), dtype=torch.float32, train=train,
-                                   checkpointing=checkpointing)
-    run()
-    out[f"{train} {checkpointing}"] = measure_peak(run, torch.device("cpu"))
-print(json.dumps(out))
-"""
 
 
 def training_grid(config, frames, height, width) -> str:
@@ -82,35 +67,22 @@ def training_grid(config, frames, height, width) -> str:
 
 
 def cpu_check() -> str:
-    env = dict(os.environ, OMP_NUM_THREADS="1", MALLOC_MMAP_THRESHOLD_="65536")
-    env["PYTHONPATH"] = str(ROOT) + os.pathsep + env.get("PYTHONPATH", "")
-    result = subprocess.run(
-        [sys.executable, "-c", MEASURE], capture_output=True, text=True, env=env, check=True
-    )
-    measured = json.loads(result.stdout.strip().splitlines()[-1])
-    import dataclasses
-
-    config = dataclasses.replace(preset("tiny"), dim=256, ffn_dim=1024, num_heads=4, num_layers=2)
-    model = meta_model(config)
+    overrides = {"dim": 256, "ffn_dim": 1024, "num_heads": 4, "num_layers": 2}
+    measured = measured_activations("tiny", overrides, (4, 32, 32))
+    model = meta_model(preset("tiny", **overrides))
     lines = [
         "**check on this CPU: reduced model (dim 256, 2 layers), latent 4 × 32 × 32, fp32**",
         "",
         "| run | computed MiB | measured MiB | measured / computed |",
         "|---|---:|---:|---:|",
     ]
-    labels = {
-        "False False": "forward (no grad)",
-        "True False": "forward + backward",
-        "True True": "forward + backward, checkpointing",
-    }
-    for key, value in measured.items():
-        train, checkpointing = (w == "True" for w in key.split())
+    for label, train, checkpointing in RUNS:
         computed = activation_bytes(
             model, (4, 32, 32), dtype=torch.float32, train=train, checkpointing=checkpointing
         )
+        value = measured[label]
         lines.append(
-            f"| {labels[key]} | {computed / 2**20:.1f} | {value / 2**20:.1f} | "
-            f"{value / computed:.2f} |"
+            f"| {label} | {computed / 2**20:.1f} | {value / 2**20:.1f} | {value / computed:.2f} |"
         )
     return "\n".join(lines)
 

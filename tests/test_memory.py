@@ -2,67 +2,44 @@
 
 from __future__ import annotations
 
-import dataclasses
-import json
 import os
-import subprocess
-import sys
 
 import pytest
 import torch
 
 from any4d.memory import (
+    RUNS,
     GiB,
     activation_bytes,
     inference_table,
+    measured_activations,
     meta_model,
     training_rows,
     vae_rows,
 )
 from any4d.model import Any4DTransformer, preset
-from tests.train.runs import environment
 
-REDUCED = dataclasses.replace(preset("tiny"), dim=256, ffn_dim=1024, num_heads=4, num_layers=2)
+REDUCED_OVERRIDES = {"dim": 256, "ffn_dim": 1024, "num_heads": 4, "num_layers": 2}
+REDUCED = preset("tiny", **REDUCED_OVERRIDES)
 LATENT = (4, 32, 32)
-
-# Run in a fresh process whose glibc maps every allocation of 64 KiB and more on its own and
-# unmaps it when freed, so that its peak resident set follows the tensors alive.
-MEASURE = """
-import dataclasses, json, torch
-from any4d.memory import activation_bytes, measure_peak
-from any4d.model import Any4DTransformer, preset
-config = dataclasses.replace(preset("tiny"), dim=256, ffn_dim=1024, num_heads=4, num_layers=2)
-torch.manual_seed(0)
-model = Any4DTransformer(config)
-out = {}
-for train, checkpointing in ((False, False), (True, False), (True, True)):
-    run = lambda: activation_bytes(model, (4, 32, 32), dtype=torch.float32, train=train,
-                                   checkpointing=checkpointing)
-    run()  # a first run loads kernels and thread pools: not the computation's memory
-    out[f"{train} {checkpointing}"] = measure_peak(run, torch.device("cpu"))
-print(json.dumps(out))
-"""
 
 
 @pytest.mark.skipif(not os.path.exists("/proc/self/clear_refs"), reason="needs Linux /proc")
 def test_computed_activations_match_the_peak_measured_on_the_cpu():
-    env = dict(environment(), MALLOC_MMAP_THRESHOLD_="65536")
-    result = subprocess.run(
-        [sys.executable, "-c", MEASURE], capture_output=True, text=True, env=env, timeout=300
-    )
-    assert result.returncode == 0, result.stderr[-3000:]
-    measured = json.loads(result.stdout.strip().splitlines()[-1])
+    measured = measured_activations("tiny", REDUCED_OVERRIDES, LATENT)
     model = meta_model(REDUCED)
-    computed = {}
-    for key in measured:
-        train, checkpointing = (word == "True" for word in key.split())
-        computed[key] = activation_bytes(
+    computed = {
+        label: activation_bytes(
             model, LATENT, dtype=torch.float32, train=train, checkpointing=checkpointing
         )
-    for key, value in measured.items():
-        assert 0.75 <= value / computed[key] <= 1.35, (key, value, computed[key])
+        for label, train, checkpointing in RUNS
+    }
+    assert measured.keys() == computed.keys()
+    for label, value in measured.items():
+        assert 0.75 <= value / computed[label] <= 1.35, (label, value, computed[label])
     # Checkpointing saves less, and inference less still: the rows order as they should.
-    assert computed["False False"] < computed["True True"] < computed["True False"]
+    forward, full, checkpointed = (computed[label] for label, _, _ in RUNS)
+    assert forward < checkpointed < full
 
 
 def test_the_meta_count_equals_the_count_on_real_tensors():

@@ -28,8 +28,10 @@ Velocity = Callable[..., dict[str, Tensor]]
 SOLVERS = ("unipc", "euler")
 
 
-def make_scheduler(solver: str, steps: int, shift: float):
-    """A fresh diffusers flow-matching scheduler with ``steps`` timesteps set."""
+def make_scheduler(solver: str, steps: int, shift: float, device: torch.device | None = None):
+    """A fresh diffusers flow-matching scheduler with ``steps`` timesteps set. device: where
+    the samples are — UniPC's noise levels are put there once, since its step moves each one
+    it reads to the samples' device (a host-to-device copy, and a synchronisation, per read)."""
     from diffusers import FlowMatchEulerDiscreteScheduler, UniPCMultistepScheduler
 
     if solver == "unipc":  # Wan2.1's sampler
@@ -44,6 +46,8 @@ def make_scheduler(solver: str, steps: int, shift: float):
     else:
         raise ValueError(f"solver={solver!r} (expected one of {SOLVERS})")
     scheduler.set_timesteps(steps)
+    if solver == "unipc" and device is not None:
+        scheduler.sigmas = scheduler.sigmas.to(device)
     return scheduler
 
 
@@ -238,7 +242,9 @@ def sample(
     index = latents.frame_index
     extra = {} if index is None else {"frame_index": index}
 
-    scheduler = make_scheduler(config.solver, config.steps, config.shift)
+    # Inside the loop nothing waits for the device but UniPC's corrector: its 2 × 2
+    # torch.linalg.solve checks for singularity on the host, once per step.
+    scheduler = make_scheduler(config.solver, config.steps, config.shift, device)
     for timestep in tqdm(scheduler.timesteps, desc="sampling", disable=not progress, leave=False):
         level = float(timestep) / 1000.0
         t = {
