@@ -226,9 +226,13 @@ def _eval(args: argparse.Namespace) -> int:
     text_encoder = False if args.no_text_encoder else args.text_encoder
     processes = init_processes()  # under torchrun: each process scores its share of clips
     try:
-        pipe = Any4DPipeline.from_pretrained(
-            args.checkpoint, device=processes.device, text_encoder=text_encoder
-        )
+        if args.low_memory:
+            pipe = Any4DPipeline.from_pretrained(args.checkpoint, text_encoder=text_encoder)
+            pipe.enable_low_memory(processes.device)
+        else:
+            pipe = Any4DPipeline.from_pretrained(
+                args.checkpoint, device=processes.device, text_encoder=text_encoder
+            )
         sampler = pipe.sampler_config(_sampler(args))
         if clips is None:
             clips = synthetic_clips(pipe, args.clips, args.regime, args.stride_factor)
@@ -605,6 +609,12 @@ def _add_eval(commands) -> None:
         action="store_true",
         help="keep the clips already scored in --out and score only the rest (without it, an "
         "--out holding scored clips is refused)",
+    )
+    evaluate.add_argument(
+        "--low-memory",
+        action="store_true",
+        help="as any4d complete --low-memory, on each process's device (the paper's model fits "
+        "a 24 GB card)",
     )
     text = evaluate.add_mutually_exclusive_group()
     text.add_argument(

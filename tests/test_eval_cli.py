@@ -160,6 +160,16 @@ def test_eval_refuses_to_overwrite_and_resumes_only_the_missing_clips(tmp_path, 
     assert {c: c.stat().st_mtime_ns for c in kept} == kept  # not scored again
     assert json.loads(clips[1].read_text()) == json.loads(gone)  # same seed, same record
     assert json.loads((out / "table.json").read_text()) == table
+    # Low-memory mode (bf16 transformer) scores the same clips, close to the default.
+    low = tmp_path / "low"
+    assert _eval(pipe, low, "--low-memory") == 0
+    rows = json.loads((low / "table.json").read_text())["rows"]
+    assert [(r["dataset"], r["method"]) for r in rows] == [
+        (r["dataset"], r["method"]) for r in table["rows"]
+    ]
+    ours = next(r for r in rows if r["method"] == "any4d")
+    expected = next(r for r in table["rows"] if r["method"] == "any4d")
+    assert ours["abs_rel"] == pytest.approx(expected["abs_rel"], rel=0.05)
 
 
 def test_eval_names_the_clip_a_crash_stopped_at_and_keeps_the_clips_before(
