@@ -213,7 +213,8 @@ def _eval(args: argparse.Namespace) -> int:
             f"--stride-factor {args.stride_factor} applies to --regime strided only (got "
             f"--regime {args.regime}, which takes consecutive frames)"
         )
-    from any4d.eval.runner import mixture_clips, regime_mask, run_benchmark, synthetic_clips
+    from any4d.eval.clips import mixture_clips, synthetic_clips
+    from any4d.eval.runner import regime_mask, run_benchmark
     from any4d.pipeline import Any4DPipeline
     from any4d.train.distributed import init_processes, shutdown
 

@@ -11,12 +11,14 @@ materialise the attention matrix.
 
 The rows are per accelerator. Training: fp32 master weights, gradients, AdamW's two moments and
 the optional EMA, each sharded 1/N by FSDP2 over N processes; the bf16 copies FSDP2 gathers for
-the unit it runs (the root's, one block's and the next one's, prefetched); activations of one
-micro-batch with and without gradient checkpointing. Inference: the transformer's weights in
-the chosen dtype and one guided forward's activations; the VAE's weights and decode; umT5's
-weights and one prompt's encode. ``measure_peak`` measures the same quantities on a real run
-(CUDA's allocator statistics; on the CPU the process's peak resident set, reset first), which is
-how the estimate is checked at a reduced size (tests, ``benchmarks/memory_table.py``).
+the unit it runs (the root's, one block's and the next one's, prefetched) and a block's
+unsharded gradients; activations of one micro-batch with and without gradient checkpointing.
+Inference: the transformer's weights in the chosen dtype and one guided forward's activations;
+the VAE's weights and decode; umT5's weights and one prompt's encode. Per-process overheads (the
+CUDA context, NCCL buffers, the allocator's fragmentation) are not counted. ``measure_peak``
+measures the same quantities on a real run (CUDA's allocator statistics; on the CPU the
+process's peak resident set, reset first), which is how the estimate is checked at a reduced
+size (tests, ``benchmarks/memory_table.py``).
 """
 
 from __future__ import annotations
@@ -248,9 +250,10 @@ def training_rows(
         rows.append(Row("EMA (fp32, sharded)", 4 * shard, "ema_decay set"))
     rows.append(
         Row(
-            "gathered bf16 units",
-            2 * (root + 2 * block) + 4 * block,
-            "root + the running block + the prefetched one; a block's unsharded bf16 gradients",
+            "gathered units",
+            2 * (root + 2 * block) + 6 * block,
+            "bf16 root + running block + prefetched one; a block's unsharded gradients, bf16 "
+            "and their fp32 reduce-scatter copy",
         )
     )
     activations = activation_bytes(

@@ -13,13 +13,13 @@ import torch
 
 from any4d.data.synthetic import render_clip
 from any4d.diffusion import Mask
+from any4d.eval.clips import synthetic_clips
 from any4d.eval.runner import (
     REGIMES,
     model_input,
     regime_mask,
     regime_stride,
     run_benchmark,
-    synthetic_clips,
 )
 from any4d.eval.tasks import geometry_baselines, geometry_scores
 from any4d.geometry import Cameras

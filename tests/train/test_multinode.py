@@ -9,10 +9,10 @@ import socket
 import subprocess
 import sys
 
-import pytest
 import torch
 from safetensors.torch import load_file
 
+from tests.json_close import json_close
 from tests.train.runs import TINY, environment, losses, run, train_command
 
 
@@ -106,23 +106,8 @@ def test_evaluation_on_two_nodes_equals_one_process(tmp_path):
     assert "| synthetic |" in outputs[0] and outputs[1] == ""  # one table, from rank 0
     one, two = (json.loads((tmp_path / d / "table.json").read_text()) for d in ("one", "two"))
     # Equal up to the last digits of float64 sums (BLAS may add in another order per process).
-    assert _numbers_close(one, two) and one["rows"]
+    assert json_close(one, two) and one["rows"]
     for name in ("heldout_0000", "heldout_0001", "heldout_0002"):
         a, b = (json.loads((tmp_path / d / f"clips/synthetic/{name}.json").read_text())
                 for d in ("one", "two"))  # fmt: skip
-        assert _numbers_close(a, b)
-
-
-def _numbers_close(a, b) -> bool:
-    """Equal JSON values, floats to 1e-9 relative."""
-    if isinstance(a, dict):
-        return (
-            isinstance(b, dict)
-            and a.keys() == b.keys()
-            and all(_numbers_close(a[k], b[k]) for k in a)
-        )
-    if isinstance(a, list):
-        return isinstance(b, list) and len(a) == len(b) and all(map(_numbers_close, a, b))
-    if isinstance(a, float) and isinstance(b, float):
-        return a == pytest.approx(b, rel=1e-9, abs=1e-12, nan_ok=True)
-    return a == b
+        assert json_close(a, b)
