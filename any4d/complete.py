@@ -180,13 +180,8 @@ def complete(
     component on the device only for its phase, tiled VAE)."""
     from any4d.data.readers.user import UserClip
     from any4d.demo import shipped_checkpoint
-    from any4d.pipeline import (
-        Any4DPipeline,
-        read_defaults,
-        resolve_device,
-        resolve_sampler,
-        resolve_search,
-    )
+    from any4d.pipeline import Any4DPipeline, resolve_device, resolve_sampler, resolve_search
+    from any4d.pipeline_files import read_defaults
 
     # ---- every check before the model is loaded
     frames = FrameSelection() if frames is None else frames

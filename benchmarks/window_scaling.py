@@ -70,7 +70,7 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=10)
     args = parser.parse_args()
     from any4d.demo import shipped_checkpoint
-    from any4d.pipeline import read_defaults
+    from any4d.pipeline_files import read_defaults
 
     window = int(read_defaults(shipped_checkpoint())["num_frames"])
     print(f"shipped model, windows of {window} frames, video {args.width}x{args.height}, "
