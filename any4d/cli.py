@@ -376,15 +376,18 @@ def _add_train(commands) -> None:
             "Several processes: torchrun --nproc_per_node N -m any4d train --config …"
         ),
     )
-    training.add_argument("--config", required=True, help="a named config or a YAML file")
-    training.add_argument(
-        "--resume", action="store_true", help="continue from the newest checkpoint of output_dir"
-    )
-    training.add_argument("--no-progress", action="store_true", help="no progress bar")
-    training.add_argument(
+    _config_options(training, resume="continue from the newest checkpoint of output_dir")
+    training.set_defaults(handler=_train)
+
+
+def _config_options(parser: argparse.ArgumentParser, *, resume: str) -> None:
+    """The options of the commands that run a training config: train and cache."""
+    parser.add_argument("--config", required=True, help="a named config or a YAML file")
+    parser.add_argument("--resume", action="store_true", help=resume)
+    parser.add_argument("--no-progress", action="store_true", help="no progress bar")
+    parser.add_argument(
         "overrides", nargs="*", metavar="KEY=VALUE", help="e.g. steps=50 optim.lr=3e-4"
     )
-    training.set_defaults(handler=_train)
 
 
 def _add_cache(commands) -> None:
@@ -399,7 +402,7 @@ def _add_cache(commands) -> None:
             "shards)."
         ),
     )
-    cache.add_argument("--config", required=True, help="a named config or a YAML file")
+    _config_options(cache, resume="keep the complete shards already in --out")
     cache.add_argument("--out", required=True, help="the cache directory")
     cache.add_argument(
         "--shard-size", type=_positive_int, default=64, help="clips per shard (default 64)"
@@ -409,13 +412,6 @@ def _add_cache(commands) -> None:
         choices=("float32", "bfloat16"),
         default="float32",
         help="of the stored latents (bfloat16: half the size)",
-    )
-    cache.add_argument(
-        "--resume", action="store_true", help="keep the complete shards already in --out"
-    )
-    cache.add_argument("--no-progress", action="store_true", help="no progress bar")
-    cache.add_argument(
-        "overrides", nargs="*", metavar="KEY=VALUE", help="config overrides, as for train"
     )
     cache.set_defaults(handler=_cache)
 
