@@ -152,6 +152,16 @@ def _status(key: str) -> int:
     raise RuntimeError(f"{key} not in /proc/self/status")
 
 
+def weight_bytes(module) -> int:
+    """Bytes of ``module``'s parameters (meta ones too)."""
+    return sum(p.numel() * p.element_size() for p in module.parameters())
+
+
+def wan_latent(frames: int, height: int, width: int) -> tuple[int, int, int]:
+    """The latent (T', H', W') of a clip under the Wan VAE's strides (4 in time, 8 in space)."""
+    return 1 + (frames - 1) // 4, height // 8, width // 8
+
+
 # ---------------------------------------------------------------------------- the transformer
 
 
@@ -234,10 +244,13 @@ def training_rows(
     batch: int = 1,
     ema: bool = False,
     checkpointing: bool = True,
+    activations: int | None = None,
 ) -> list[Row]:
     """Per-accelerator memory of a training step under FSDP2 over ``world`` processes (fp32
-    master weights, bf16 compute, AdamW), one micro-batch of ``batch`` clips."""
-    model = meta_model(config).to(torch.bfloat16)  # FSDP2's param_dtype: bf16 compute
+    master weights, bf16 compute, AdamW), one micro-batch of ``batch`` clips. activations:
+    ``training_activations`` of the same settings when already counted (they do not depend on
+    ``world``); None: counted here."""
+    model = meta_model(config)
     count = sum(p.numel() for p in model.parameters())
     root, block = _unit_counts(model)
     shard = -(-count // world)
@@ -256,12 +269,24 @@ def training_rows(
             "and their fp32 reduce-scatter copy",
         )
     )
-    activations = activation_bytes(
-        model, latent, context=context, batch=batch, train=True, checkpointing=checkpointing
-    )
+    if activations is None:
+        activations = training_activations(
+            config, latent, context=context, batch=batch, checkpointing=checkpointing
+        )
     label = "with" if checkpointing else "without"
     rows.append(Row(f"activations ({label} checkpointing)", activations, f"batch {batch}, bf16"))
     return rows
+
+
+def training_activations(
+    config, latent: tuple[int, int, int], *, context: int = 1, batch: int = 1,
+    checkpointing: bool = True,
+) -> int:  # fmt: skip
+    """Activation bytes of one training micro-batch, bf16 compute (FSDP2's param_dtype)."""
+    model = meta_model(config).to(torch.bfloat16)
+    return activation_bytes(
+        model, latent, context=context, batch=batch, train=True, checkpointing=checkpointing
+    )
 
 
 def inference_rows(
@@ -276,11 +301,12 @@ def inference_rows(
     ``batch`` (2: one candidate under history guidance)."""
     model = meta_model(config).to(dtype)
     count = sum(p.numel() for p in model.parameters())
-    size = torch.finfo(dtype).bits // 8
     activations = activation_bytes(model, latent, context=context, batch=batch, dtype=dtype)
     name = str(dtype).removeprefix("torch.")
     return [
-        Row(f"transformer weights ({name})", size * count, f"{count / 1e9:.2f} B parameters"),
+        Row(
+            f"transformer weights ({name})", weight_bytes(model), f"{count / 1e9:.2f} B parameters"
+        ),
         Row("transformer activations", activations, f"one forward of batch {batch}"),
     ]
 
@@ -289,20 +315,22 @@ def inference_rows(
 
 
 def vae_rows(
-    frames: int, height: int, width: int, *, dtype=torch.float32, tiling: bool = False, vae=None
-) -> list[Row]:
+    frames: int, height: int, width: int, *, dtype=torch.float32, tiling: bool = False, vae=None,
+    work: bool = True,
+) -> list[Row]:  # fmt: skip
     """The Wan2.1 VAE (``AutoencoderKLWan``'s default config unless ``vae`` is given): weights,
-    and the peak of decoding one clip of ``frames`` × ``height`` × ``width`` (tiled or not)."""
+    and (``work``) the peak of decoding one clip of ``frames`` × ``height`` × ``width``, tiled
+    or not. A given ``vae`` is cast to ``dtype``; its tiling setting is left as it was."""
     if vae is None:
         from diffusers import AutoencoderKLWan
 
         with torch.device("meta"):
             vae = AutoencoderKLWan()
     vae = vae.to(dtype)
-    if tiling:
-        vae.enable_tiling()
     count = sum(p.numel() for p in vae.parameters())
-    size = torch.finfo(dtype).bits // 8
+    weights = Row("VAE weights", weight_bytes(vae), f"{count / 1e6:.0f} M parameters")
+    if not work:
+        return [weights]
     config = vae.config
     t = 1 + (frames - 1) // int(config.scale_factor_temporal)
     stride = int(config.scale_factor_spatial)
@@ -313,36 +341,39 @@ def vae_rows(
         with torch.no_grad():
             return vae.decode(z).sample
 
-    decoded = peak_bytes(decode)
-    with contextlib.suppress(AttributeError):
-        vae.disable_tiling()
+    was_tiling = vae.use_tiling
+    vae.use_tiling = False
+    if tiling:
+        vae.enable_tiling()
+    try:
+        decoded = peak_bytes(decode)
+    finally:
+        vae.use_tiling = was_tiling
     label = "tiled" if tiling else "untiled"
-    return [
-        Row("VAE weights", size * count, f"{count / 1e6:.0f} M parameters"),
-        Row(f"VAE decode ({label})", decoded, f"{frames} × {height} × {width}"),
-    ]
+    return [weights, Row(f"VAE decode ({label})", decoded, f"{frames} × {height} × {width}")]
 
 
-def umt5_rows(*, dtype=torch.bfloat16, tokens: int = 512, config: dict | None = None) -> list[Row]:
-    """umT5-XXL's encoder (``config``: a ``UMT5Config``'s fields): weights and one prompt's
-    encode of ``tokens`` tokens."""
+def umt5_rows(
+    *, dtype=torch.bfloat16, tokens: int = 512, config: dict | None = None, work: bool = True
+) -> list[Row]:
+    """umT5-XXL's encoder (``config``: a ``UMT5Config``'s fields): weights and (``work``) one
+    prompt's encode of ``tokens`` tokens."""
     from transformers import UMT5Config, UMT5EncoderModel
 
     with torch.device("meta"):
         encoder = UMT5EncoderModel(UMT5Config(**(config or UMT5_XXL))).to(dtype)
     encoder.eval()
     count = sum(p.numel() for p in encoder.parameters())
-    size = torch.finfo(dtype).bits // 8
+    weights = Row("umT5 weights", weight_bytes(encoder), f"{count / 1e9:.2f} B parameters")
+    if not work:
+        return [weights]
     ids = torch.zeros(1, tokens, dtype=torch.long, device="meta")
 
     def encode():
         with torch.no_grad():
             return encoder(input_ids=ids).last_hidden_state  # every token valid: the most work
 
-    return [
-        Row("umT5 weights", size * count, f"{count / 1e9:.2f} B parameters"),
-        Row("umT5 encode", peak_bytes(encode), f"one prompt of {tokens} tokens"),
-    ]
+    return [weights, Row("umT5 encode", peak_bytes(encode), f"one prompt of {tokens} tokens")]
 
 
 # ----------------------------------------------------------------------------- whole tables
@@ -350,7 +381,7 @@ def umt5_rows(*, dtype=torch.bfloat16, tokens: int = 512, config: dict | None = 
 
 @dataclass(frozen=True)
 class Table:
-    """Rows and the peak they add up to (``peak_rows``: those resident at the peak)."""
+    """Rows, the peak they make (``peak_note``: which rows are resident at the peak)."""
 
     title: str
     rows: list[Row]
@@ -379,7 +410,7 @@ def inference_table(
     """One sampled clip on one accelerator. Default pipeline: fp32 transformer weights and
     compute, the VAE and umT5 resident beside it. ``low_memory`` (``enable_low_memory``): bf16
     transformer, each phase's weights on the accelerator only for that phase, tiled VAE."""
-    latent = (1 + (frames - 1) // 4, height // 8, width // 8)  # the Wan VAE's strides
+    latent = wan_latent(frames, height, width)
     dtype = torch.bfloat16 if low_memory else torch.float32
     model = inference_rows(config, latent, batch=2 if guidance else 1, dtype=dtype)
     vae_part = vae_rows(frames, height, width, tiling=low_memory, vae=vae)
@@ -419,15 +450,19 @@ def training_table(
     encoders: bool = False,
     vae=None,
     umt5: dict | None = None,
+    activations: int | None = None,
 ) -> Table:
     """One training step per accelerator under FSDP2 over ``world``; ``encoders``: the VAE and
-    umT5 resident beside the model (encoding on the fly) — none with ``data.cache``."""
-    latent = (1 + (frames - 1) // 4, height // 8, width // 8)
+    umT5 resident beside the model (encoding on the fly) — none with ``data.cache``.
+    activations: as for ``training_rows``."""
+    latent = wan_latent(frames, height, width)
     rows = training_rows(
-        config, latent, world=world, batch=batch, ema=ema, checkpointing=checkpointing
-    )
+        config, latent, world=world, batch=batch, ema=ema, checkpointing=checkpointing,
+        activations=activations,
+    )  # fmt: skip
     if encoders:
-        rows += [vae_rows(frames, height, width, vae=vae)[0], umt5_rows(config=umt5)[0]]
+        rows += vae_rows(frames, height, width, vae=vae, work=False)
+        rows += umt5_rows(config=umt5, work=False)
     peak = sum(r.bytes for r in rows)
     title = (
         f"training, {frames} × {height} × {width}, batch {batch}, FSDP2 over {world}, "

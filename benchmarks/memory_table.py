@@ -26,7 +26,10 @@ from any4d.memory import (
     inference_table,
     measured_activations,
     meta_model,
+    training_activations,
     training_table,
+    wan_latent,
+    weight_bytes,
 )
 from any4d.model import preset
 
@@ -34,10 +37,22 @@ from any4d.model import preset
 def training_grid(config, frames, height, width) -> str:
     """Components × world sizes, GiB per accelerator."""
     worlds = (1, 4, 8)
+    latent = wan_latent(frames, height, width)
+    # Counted once per checkpointing setting: the activations do not depend on the world size.
+    activations = {
+        ck: training_activations(config, latent, checkpointing=ck) for ck in (True, False)
+    }
     tables = {
         (w, ck, enc): training_table(
-            config, frames, height, width, world=w, checkpointing=ck, encoders=enc
-        )
+            config,
+            frames,
+            height,
+            width,
+            world=w,
+            checkpointing=ck,
+            encoders=enc,
+            activations=activations[ck],
+        )  # fmt: skip
         for w in worlds
         for ck in (True, False)
         for enc in (False, True)
@@ -96,8 +111,7 @@ def cuda_check(config, latent) -> str:
     lines = ["**check on this GPU: the full model, batch 1**", "",
              "| run | computed GiB | measured GiB |", "|---|---:|---:|"]  # fmt: skip
     model = Any4DTransformer(config).to(device, torch.bfloat16).eval()
-    weights = sum(p.numel() * p.element_size() for p in model.parameters())
-    computed = weights + activation_bytes(meta_model(config).to(torch.bfloat16), latent)
+    computed = weight_bytes(model) + activation_bytes(meta_model(config).to(torch.bfloat16), latent)
     torch.cuda.reset_peak_memory_stats()
     latents, times, index = model_inputs(config, latent, 1, 1, torch.bfloat16, device)
     with torch.no_grad():
@@ -107,10 +121,8 @@ def cuda_check(config, latent) -> str:
     del latents, times
     model.float().train().requires_grad_(True)
     model.gradient_checkpointing = True
-    meta = meta_model(config).to(torch.bfloat16)
-    computed = 8 * sum(p.numel() for p in model.parameters()) + activation_bytes(
-        meta, latent, train=True, checkpointing=True
-    )
+    # fp32 weights and gradients: twice the fp32 weights' bytes.
+    computed = 2 * weight_bytes(model) + training_activations(config, latent)
 
     def step():
         latents, times, index = model_inputs(config, latent, 1, 1, torch.float32, device)
@@ -119,8 +131,8 @@ def cuda_check(config, latent) -> str:
         sum(v.float().square().mean() for v in out.values()).backward()
 
     step()
-    model.zero_grad(set_to_none=False)
-    peak = measure_peak(step, device) + torch.cuda.memory_allocated(device)
+    model.zero_grad(set_to_none=False)  # the gradients stay allocated, as in training
+    peak = torch.cuda.memory_allocated(device) + measure_peak(step, device)
     lines.append(
         f"| forward + backward, fp32 weights + grads, autocast, checkpointing | "
         f"{computed / GiB:.2f} | {peak / GiB:.2f} |"
@@ -144,8 +156,7 @@ def main() -> None:
     if not args.skip_check:
         print(cpu_check(), end="\n\n")
         if torch.cuda.is_available():
-            latent = (1 + (args.frames - 1) // 4, args.height // 8, args.width // 8)
-            print(cuda_check(config, latent))
+            print(cuda_check(config, wan_latent(*shape)))
 
 
 if __name__ == "__main__":
