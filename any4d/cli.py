@@ -227,13 +227,12 @@ def _eval(args: argparse.Namespace) -> int:
     text_encoder = False if args.no_text_encoder else args.text_encoder
     processes = init_processes()  # under torchrun: each process scores its share of clips
     try:
-        if args.low_memory:
-            pipe = Any4DPipeline.from_pretrained(args.checkpoint, text_encoder=text_encoder)
-            pipe.enable_low_memory(processes.device)
-        else:
-            pipe = Any4DPipeline.from_pretrained(
-                args.checkpoint, device=processes.device, text_encoder=text_encoder
-            )
+        pipe = Any4DPipeline.from_pretrained(
+            args.checkpoint,
+            device=processes.device,
+            text_encoder=text_encoder,
+            low_memory=args.low_memory,
+        )
         sampler = pipe.sampler_config(_sampler(args))
         if clips is None:
             clips = synthetic_clips(pipe, args.clips, args.regime, args.stride_factor)
@@ -376,18 +375,20 @@ def _add_train(commands) -> None:
             "Several processes: torchrun --nproc_per_node N -m any4d train --config …"
         ),
     )
-    _config_options(training, resume="continue from the newest checkpoint of output_dir")
+    _config_options(
+        training,
+        resume="continue from the newest checkpoint of output_dir",
+        overrides="e.g. steps=50 optim.lr=3e-4",
+    )
     training.set_defaults(handler=_train)
 
 
-def _config_options(parser: argparse.ArgumentParser, *, resume: str) -> None:
+def _config_options(parser: argparse.ArgumentParser, *, resume: str, overrides: str) -> None:
     """The options of the commands that run a training config: train and cache."""
     parser.add_argument("--config", required=True, help="a named config or a YAML file")
     parser.add_argument("--resume", action="store_true", help=resume)
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
-    parser.add_argument(
-        "overrides", nargs="*", metavar="KEY=VALUE", help="e.g. steps=50 optim.lr=3e-4"
-    )
+    parser.add_argument("overrides", nargs="*", metavar="KEY=VALUE", help=overrides)
 
 
 def _add_cache(commands) -> None:
@@ -402,7 +403,11 @@ def _add_cache(commands) -> None:
             "shards)."
         ),
     )
-    _config_options(cache, resume="keep the complete shards already in --out")
+    _config_options(
+        cache,
+        resume="keep the complete shards already in --out",
+        overrides="config overrides, as for train",
+    )
     cache.add_argument("--out", required=True, help="the cache directory")
     cache.add_argument(
         "--shard-size", type=_positive_int, default=64, help="clips per shard (default 64)"

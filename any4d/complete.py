@@ -219,13 +219,9 @@ def complete(
     try:
         _check_disk(staging, len(indices), height, width)
         # ---- the run
-        if low_memory:
-            pipe = Any4DPipeline.from_pretrained(checkpoint, text_encoder=text_encoder)
-            pipe.enable_low_memory(device)
-        else:
-            pipe = Any4DPipeline.from_pretrained(
-                checkpoint, text_encoder=text_encoder, device=device
-            )
+        pipe = Any4DPipeline.from_pretrained(
+            checkpoint, text_encoder=text_encoder, device=device, low_memory=low_memory
+        )
         sampler = pipe.sampler_config(sampler)
         plan, frame_fit = pipe.plan(len(indices), (height, width), window, fit)
         fps = sequence.fps / frames.stride

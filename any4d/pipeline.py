@@ -180,6 +180,7 @@ class Any4DPipeline:
         ema: bool = True,
         device: str | torch.device = "cpu",
         text_encoder: str | Path | bool | None = None,
+        low_memory: bool = False,
     ) -> Any4DPipeline:
         """Load from a local directory (nothing is downloaded):
 
@@ -192,11 +193,13 @@ class Any4DPipeline:
         text_encoder: a local directory holding ``text_encoder/`` + ``tokenizer/`` (e.g. the Wan2.1
         diffusers directory) to load umT5 from; None: the one the directory names (a training
         checkpoint's ``model.text_encoder``, a saved pipeline's, a Wan directory's own), if any;
-        False: none.
+        False: none. low_memory: load every weight on the CPU and sample on ``device`` in
+        low-memory mode (``enable_low_memory``).
         """
         directory = Path(directory)
         if not directory.is_dir():
             raise FileNotFoundError(f"pipeline directory {directory} does not exist")
+        sampling_device, device = device, ("cpu" if low_memory else device)
         pipe = cls(*load_parts(directory, ema, device))
         if text_encoder is None:
             text_encoder = recorded_text_encoder(directory)
@@ -206,17 +209,14 @@ class Any4DPipeline:
             encoder = TextEncoder.from_pretrained(text_encoder, device=device)
             pipe = cls(pipe.model, pipe.tokenizer, pipe.defaults, text_encoder=encoder)
             pipe.text_encoder_path = str(Path(text_encoder).resolve())
-        return pipe
+        return pipe.enable_low_memory(sampling_device) if low_memory else pipe
 
     def save_pretrained(self, directory: str | Path) -> Path:
         """``pipeline.json`` + ``model/`` (+ ``vae/`` for the Wan VAE tokenizer); a text encoder
         loaded from a directory is recorded by its absolute path (``from_pretrained`` loads it
         again). Returns the directory."""
-        return write_pipeline(
-            directory, self.model, self.tokenizer, self.defaults,
-            self.text_encoder_path if self.text_encoder is not None else None,
-            has_text_encoder=self.text_encoder is not None,
-        )  # fmt: skip
+        recorded = {} if self.text_encoder is None else {"text_encoder": self.text_encoder_path}
+        return write_pipeline(directory, self.model, self.tokenizer, self.defaults, recorded)
 
     # ------------------------------------------------------------------ running
 

@@ -61,12 +61,11 @@ def write_pipeline(
     model: Any4DTransformer,
     tokenizer,
     defaults: dict,
-    text_encoder_path: str | None,
-    *,
-    has_text_encoder: bool = False,
+    recorded: dict | None = None,
 ) -> Path:
     """``pipeline.json`` + ``model/`` (+ ``vae/`` for the Wan VAE tokenizer) in ``directory``;
-    the text encoder by its absolute path (umT5-XXL is ~11 GB: referred to, not copied)."""
+    ``recorded``: more entries of ``pipeline.json``, e.g. the text encoder's absolute path
+    (umT5-XXL is ~11 GB: referred to, not copied)."""
     from any4d.tokenize import PixelTokenizer
 
     directory = Path(directory)
@@ -78,9 +77,7 @@ def write_pipeline(
         spec = {"kind": "wan_vae", "path": "vae"}
     spec["stream_scales"] = dict(tokenizer.stream_scales)
     model.save_pretrained(directory / "model")
-    meta = {"format": FORMAT, "tokenizer": spec, "defaults": defaults}
-    if has_text_encoder:
-        meta["text_encoder"] = text_encoder_path
+    meta = {"format": FORMAT, "tokenizer": spec, "defaults": defaults, **(recorded or {})}
     with atomic_path(directory / PIPELINE_FILE) as temporary:
         temporary.write_text(json.dumps(meta, indent=2))
     return directory

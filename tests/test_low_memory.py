@@ -68,3 +68,16 @@ def test_low_memory_mode_completes_as_the_default_pipeline(tmp_path, monkeypatch
     assert torch.equal(got.scene.rgb, expected.scene.rgb)  # observed: put back as given
     pipe.to("cpu")  # one device again: low-memory mode ends
     assert pipe.offload is None
+
+
+def test_from_pretrained_can_load_straight_into_low_memory_mode(tmp_path):
+    _pipe(tmp_path).save_pretrained(tmp_path / "saved")
+    pipe = Any4DPipeline.from_pretrained(
+        tmp_path / "saved", device="cpu", text_encoder=tmp_path, low_memory=True
+    )
+    assert pipe.offload is not None and pipe.offload.components.keys() == {
+        "model",
+        "tokenizer",
+        "text_encoder",
+    }
+    assert {p.dtype for p in pipe.model.parameters()} == {torch.bfloat16}
