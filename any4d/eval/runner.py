@@ -335,7 +335,7 @@ def run_benchmark(
         records.append(record)
     if missing:
         raise ValueError(
-            f"{len(missing)} clip(s) missing from {out / 'clips'}: {missing[:8]}; rerun with "
+            f"{len(missing)} clip(s) missing from {clips_dir}: {missing[:8]}; rerun with "
             "--resume to score only those"
         )
     table = _table(task, records, settings)
