@@ -13,15 +13,16 @@ by wrapping the function that does it (device synchronised around each): the tok
 search's ``score``; "sampler arithmetic" is the sampling loop less its model calls; "other" is
 the rest (masking, tokenizing rays and depth, putting observed streams back). ``--candidates``
 > 1 adds test-time search (scored candidates). With ``--sync-debug`` on CUDA, the sampling
-loop runs under ``torch.cuda.set_sync_debug_mode("warn")`` and the synchronisations it warns
-about are counted. Times are the median of ``--repeats`` after one warm-up.
+loop runs under ``torch.cuda.set_sync_debug_mode("warn")`` in one more, untimed clip, and the
+synchronisations it warns about are counted. Times are the median of ``--repeats`` after one
+warm-up.
 """
 
 from __future__ import annotations
 
 import argparse
 import collections
-import contextlib
+import importlib
 import time
 import warnings
 
@@ -34,7 +35,7 @@ class Phases:
     def __init__(self, device: torch.device) -> None:
         self.device = device
         self.seconds: collections.Counter[str] = collections.Counter()
-        self.depth = 0  # a phase inside another (a model call inside sampling) is its own
+        self.timing = True  # off: the wrapped functions run as they are (no synchronisation)
 
     def sync(self) -> None:
         if self.device.type == "cuda":
@@ -42,6 +43,8 @@ class Phases:
 
     def wrap(self, name: str, fn):
         def timed(*args, **kwargs):
+            if not self.timing:
+                return fn(*args, **kwargs)
             self.sync()
             start = time.perf_counter()
             try:
@@ -51,6 +54,30 @@ class Phases:
                 self.seconds[name] += time.perf_counter() - start
 
         return timed
+
+
+def sync_count(clip, phases: Phases) -> int:
+    """Synchronisations ``torch.cuda.set_sync_debug_mode("warn")`` reports inside the sampling
+    loop of one ``clip()`` run untimed (the timing's own synchronisations would count)."""
+    search_module = importlib.import_module("any4d.diffusion.search")
+    sample, caught = search_module.sample, []
+
+    def watched(*args, **kwargs):
+        torch.cuda.set_sync_debug_mode("warn")
+        try:
+            with warnings.catch_warnings(record=True) as seen:
+                warnings.simplefilter("always")
+                return sample(*args, **kwargs)
+        finally:
+            torch.cuda.set_sync_debug_mode(0)
+            caught.extend(w for w in seen if "synchroniz" in str(w.message))
+
+    search_module.sample, phases.timing = watched, False
+    try:
+        clip()
+    finally:
+        search_module.sample, phases.timing = sample, True
+    return len(caught)
 
 
 def build(args, device):
@@ -82,8 +109,6 @@ def main() -> None:
     args = parser.parse_args()
     device = torch.device(args.device)
 
-    import importlib
-
     import any4d.tokenize.base as tokenizer_base
     from any4d.data import SyntheticClips, SyntheticConfig
     from any4d.diffusion import SearchConfig
@@ -100,24 +125,15 @@ def main() -> None:
     model.forward = phases.wrap("model calls", model.forward)
     tokenizer_base.rays_to_cameras = phases.wrap("camera recovery", tokenizer_base.rays_to_cameras)
     search_module.score = phases.wrap("scoring", search_module.score)
-    search_module.sample = phases.wrap("sampling loop", search_module.sample)
-    sync_warnings = []
+    timed_sample = phases.wrap("sampling loop", search_module.sample)
+    search_module.sample = timed_sample
+    search = SearchConfig(candidates=args.candidates)
 
     def clip():
-        context = contextlib.nullcontext()
-        if args.sync_debug and device.type == "cuda":
-            torch.cuda.set_sync_debug_mode("warn")
-        with warnings.catch_warnings(record=True) as caught, context:
-            warnings.simplefilter("always")
-            search = SearchConfig(candidates=args.candidates)
-            with torch.autocast(device.type, dtype=torch.bfloat16, enabled=device.type == "cuda"):
-                result = pipe(
-                    scene, args.task, sampler={"steps": args.steps}, search=search, progress=False
-                )
-        if args.sync_debug and device.type == "cuda":
-            torch.cuda.set_sync_debug_mode(0)
-        sync_warnings[:] = [w for w in caught if "synchroniz" in str(w.message)]
-        return result
+        with torch.autocast(device.type, dtype=torch.bfloat16, enabled=device.type == "cuda"):
+            return pipe(
+                scene, args.task, sampler={"steps": args.steps}, search=search, progress=False
+            )
 
     clip()  # warm-up
     runs = []
@@ -151,7 +167,9 @@ def main() -> None:
     outside = total - seconds.get("model calls", 0.0)
     print(f"| **outside the model** | {outside:.3f} | **{100 * outside / total:.1f} %** |")
     if args.sync_debug and device.type == "cuda":
-        print(f"\nsynchronisations warned about in one clip: {len(sync_warnings)}")
+        print(
+            f"\nsynchronisations inside the sampling loop of one clip: {sync_count(clip, phases)}"
+        )
 
 
 if __name__ == "__main__":
